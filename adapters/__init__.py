@@ -1,0 +1,1 @@
+"""Everything that touches the outside: sockets, HTTP, the event store."""

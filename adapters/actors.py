@@ -1,0 +1,325 @@
+"""One actor per connected charge point: a mailbox, one message at a time.
+
+The actor owns the charge point's aggregate while the charge point is
+connected. Everything that changes the aggregate runs as a job in its mailbox,
+in arrival order; a job's events are committed before its reply goes out.
+The actor is also the only way to call the charge point: one outstanding
+call at a time, a timeout, and late replies dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+
+from adapters.ocppj import (
+    CENTRAL_SYSTEM_ACTIONS,
+    CHARGE_POINT_ACTIONS,
+    Call,
+    CallError,
+    CallResult,
+    OcppError,
+    UnparseableFrame,
+    call_frame,
+    error_frame,
+    parse_frame,
+    result_frame,
+)
+from adapters.store import SNAPSHOT_INTERVAL, ConflictError
+from domain.chargepoint import ChargePoint
+from domain.inbound import HANDLERS
+from domain.redaction import recorded_request
+
+if TYPE_CHECKING:
+    from adapters.central import CentralSystem
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Command = Callable[[ChargePoint], T]
+MAX_CONFLICT_RETRIES = 5
+REMEMBERED_REPLIES = 256  # per connection, for charge points that resend a CALL
+# Actions of the security whitepaper we recognise but do not serve yet.
+RECOGNISED_ONLY = frozenset(
+    {"SecurityEventNotification", "SignCertificate", "LogStatusNotification", "SignedFirmwareStatusNotification"}
+)
+
+
+class NotRegistered(Exception):
+    pass
+
+
+class NotConnected(Exception):
+    pass
+
+
+class CallTimeout(Exception):
+    pass
+
+
+class CallRejected(Exception):
+    """The charge point answered a call with a CALLERROR (or an invalid reply)."""
+
+    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class AggregateHandle:
+    """A charge point's aggregate kept in memory, changed with optimistic retries.
+
+    A command mutates the aggregate and its events are committed; if another
+    writer stored a version first, the command runs again on fresh state.
+    """
+
+    def __init__(self, central: CentralSystem, charge_point_id: str) -> None:
+        self.central = central
+        self.id = charge_point_id
+        self.aggregate: ChargePoint | None = None
+
+    async def load(self) -> ChargePoint | None:
+        if self.aggregate is None:
+            self.aggregate = await asyncio.to_thread(self.central.store.load_charge_point, self.id)
+        return self.aggregate
+
+    async def execute(self, command: Command[T]) -> T:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            aggregate = await self.load()
+            if aggregate is None:
+                raise NotRegistered(self.id)
+            version_before = aggregate.version
+            try:
+                result = command(aggregate)
+                events = aggregate.collect_events()
+                snapshot = aggregate if _crossed_snapshot_mark(version_before, aggregate.version) else None
+                await self.central.committer.commit(events, snapshot)
+            except ConflictError:
+                self.aggregate = None
+                continue
+            except BaseException:
+                self.aggregate = None  # half-changed state must not be served
+                raise
+            return result
+        raise ConflictError(f"{self.id} kept changing under us")
+
+
+def _crossed_snapshot_mark(before: int, after: int) -> bool:
+    return before // SNAPSHOT_INTERVAL != after // SNAPSHOT_INTERVAL
+
+
+class ChargePointActor:
+    def __init__(
+        self,
+        central: CentralSystem,
+        charge_point_id: str,
+        send: Callable[[bytes], Awaitable[None]],
+        close: Callable[[], Awaitable[Any]],
+    ) -> None:
+        self.central = central
+        self.id = charge_point_id
+        self.handle = AggregateHandle(central, charge_point_id)
+        self._send = send
+        self._close = close
+        self._mailbox: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+        self._replies: OrderedDict[str, bytes] = OrderedDict()
+        self._call_lock = asyncio.Lock()
+        self._pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.stopped = False
+        self.gone = asyncio.Event()  # set once its disconnection is recorded
+
+    # ---- life cycle --------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"actor {self.id}")
+
+    async def _run(self) -> None:
+        while True:
+            job = await self._mailbox.get()
+            if job is None:
+                break
+            try:
+                await job()
+            except Exception:
+                log.exception("job for %s failed", self.id)
+        self.stopped = True
+
+    async def stop(self) -> None:
+        """Lets queued jobs finish, then ends; a pending call fails as disconnected."""
+        if self._pending is not None and not self._pending[1].done():
+            self._pending[1].set_exception(NotConnected(self.id))
+        self._mailbox.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        self.stopped = True
+
+    async def close_socket(self) -> None:
+        await self._close()
+
+    # ---- jobs ----------------------------------------------------------------
+
+    async def ask(self, job: Callable[[], Awaitable[T]]) -> T:
+        """Runs ``job`` in the mailbox's order and returns its result."""
+        if self.stopped:
+            return await job()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            try:
+                result = await job()
+            except BaseException as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+        self._mailbox.put_nowait(run)
+        return await future
+
+    async def execute(self, command: Command[T]) -> T:
+        return await self.ask(lambda: self.handle.execute(command))
+
+    # ---- frames from the charge point -----------------------------------------
+
+    def receive(self, data: str | bytes) -> None:
+        try:
+            frame = parse_frame(data)
+        except UnparseableFrame as error:
+            log.warning("%s: dropped a frame: %s: %.200r", self.id, error, data)
+            return
+        except OcppError as error:
+            self._mailbox.put_nowait(
+                lambda: self._send(error_frame(error.details["messageId"], error.code, error.description))
+            )
+            return
+        if isinstance(frame, Call):
+            self._mailbox.put_nowait(lambda: self._answer(frame))
+        else:
+            self._take_reply(frame)
+
+    async def _answer(self, call: Call) -> None:
+        remembered = self._replies.get(call.message_id)
+        if remembered is not None:
+            # The same message id again on this connection: answered, not redone.
+            await self._send(remembered)
+            return
+        try:
+            reply = await self._handle(call)
+        except OcppError as error:
+            frame = error_frame(call.message_id, error.code, error.description, error.details)
+        except Exception:
+            log.exception("%s: %s %s failed", self.id, call.action, call.message_id)
+            frame = error_frame(call.message_id, "InternalError", "the central system could not process this call")
+        else:
+            frame = result_frame(call.message_id, reply)
+        self._replies[call.message_id] = frame
+        if len(self._replies) > REMEMBERED_REPLIES:
+            self._replies.popitem(last=False)
+        await self._send(frame)
+
+    async def _handle(self, call: Call) -> dict[str, Any]:
+        handler = HANDLERS.get(call.action)
+        if handler is None:
+            if call.action in CENTRAL_SYSTEM_ACTIONS or call.action in RECOGNISED_ONLY:
+                raise OcppError("NotSupported", f"{call.action} is not served by this central system")
+            raise OcppError("NotImplemented", f"unknown action {call.action!r}")
+        assert call.action in CHARGE_POINT_ACTIONS
+        schemas = self.central.schemas
+        schemas.validate_request(call.action, call.payload)
+        facts = self.central.facts()
+
+        def command(cp: ChargePoint) -> dict[str, Any]:
+            reply = handler(cp, call.message_id, call.payload, facts)
+            schemas.validate_response(call.action, reply)  # our bug, never sent
+            return reply
+
+        try:
+            return await self.handle.execute(command)
+        except OcppError as error:
+            log.error("%s: invalid reply to %s: %s", self.id, call.action, error)
+            raise OcppError("InternalError", "the central system produced an invalid reply") from None
+
+    # ---- calls to the charge point ------------------------------------------------
+
+    def _take_reply(self, frame: CallResult | CallError) -> None:
+        pending = self._pending
+        if pending is None or pending[0] != frame.message_id or pending[1].done():
+            log.warning("%s: dropped a reply to no outstanding call: %s", self.id, frame.message_id)
+            return
+        pending[1].set_result(frame)
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sends a call and returns the charge point's reply payload.
+
+        Raises NotConnected, CallTimeout or CallRejected; every outcome is history.
+        """
+        central = self.central
+        recorded = recorded_request(action, payload)
+        async with self._call_lock:
+            if self.stopped:
+                raise NotConnected(self.id)
+            message_id = str(uuid.uuid4())
+            await self.execute(lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=central.now()))
+            future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
+            self._pending = (message_id, future)
+            try:
+                await self._send(call_frame(message_id, action, payload))
+                frame = await asyncio.wait_for(future, central.settings.call_timeout)
+            except (asyncio.TimeoutError, TimeoutError):
+                await self.execute(
+                    lambda cp: cp.record_call_timeout(message_id=message_id, action=action, request=recorded, timed_out_at=central.now())
+                )
+                raise CallTimeout(action) from None
+            except (NotConnected, ConnectionError) as error:
+                await self.execute(
+                    lambda cp: cp.record_call_error(
+                        message_id=message_id,
+                        action=action,
+                        request=recorded,
+                        error_code="ConnectionLost",
+                        error_description="the charge point disconnected before answering",
+                        error_details={},
+                        received_at=central.now(),
+                    )
+                )
+                raise NotConnected(self.id) from error
+            finally:
+                self._pending = None
+            return await self._record_reply(message_id, action, recorded, frame)
+
+    async def _record_reply(
+        self, message_id: str, action: str, payload: dict[str, Any], frame: CallResult | CallError
+    ) -> dict[str, Any]:
+        now = self.central.now()
+        if isinstance(frame, CallResult):
+            try:
+                self.central.schemas.validate_response(action, frame.payload)
+            except OcppError as error:
+                frame = CallError(message_id, error.code, f"invalid {action} reply: {error.description}", {})
+            else:
+                reply = frame.payload
+                await self.execute(
+                    lambda cp: cp.record_call_answer(
+                        message_id=message_id, action=action, request=payload, reply=reply, received_at=now
+                    )
+                )
+                return reply
+        failed = frame
+        await self.execute(
+            lambda cp: cp.record_call_error(
+                message_id=message_id,
+                action=action,
+                request=payload,
+                error_code=failed.code,
+                error_description=failed.description,
+                error_details=failed.details,
+                received_at=now,
+            )
+        )
+        raise CallRejected(failed.code, failed.description, failed.details)

@@ -1,0 +1,294 @@
+"""The operator REST API: charge points, id tags, commands, history.
+
+Every /api route needs ``Authorization: Bearer TOKEN``. Errors are JSON
+``{"error": "..."}``; no stack trace leaves the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from adapters.actors import CallRejected, CallTimeout, NotConnected, NotRegistered
+from adapters.central import CHARGE_POINT_ID, CentralSystem
+from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS, OcppError
+from adapters.views import charge_point_status, event_view
+from adapters.websocket import CENTRAL
+from domain.idtags import IdTagRejected
+
+log = logging.getLogger(__name__)
+
+API_TOKEN = web.AppKey("api_token", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_PAGE = 1000
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body, default=str), status=status, content_type="application/json"
+    )
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": message, **extra}, status)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as failure:
+        return error(failure.status, failure.message, **failure.extra)
+    except web.HTTPException as failure:
+        if failure.status < 400:
+            raise
+        return error(failure.status, failure.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal error; the server log has the details")
+
+
+@web.middleware
+async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/"):
+        expected = request.app[API_TOKEN]
+        given = request.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            return web.Response(
+                body=orjson.dumps({"error": "missing or wrong bearer token"}),
+                status=401,
+                content_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await handler(request)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as failure:
+        raise ApiError(400, f"the body is not valid JSON: {failure}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def optional_string(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(422, f"{name} must be a string")
+    return value
+
+
+def central_of(request: web.Request) -> CentralSystem:
+    return request.app[CENTRAL]
+
+
+def charge_point_id_of(request: web.Request) -> str:
+    charge_point_id = request.match_info["chargePointId"]
+    if not CHARGE_POINT_ID.match(charge_point_id):
+        raise ApiError(400, "not a valid charge point identity")
+    return charge_point_id
+
+
+async def load_charge_point(central: CentralSystem, charge_point_id: str) -> Any:
+    actor = central.actors.get(charge_point_id)
+    if actor is not None and actor.handle.aggregate is not None:
+        return actor.handle.aggregate
+    cp = await asyncio.to_thread(central.store.load_charge_point, charge_point_id)
+    if cp is None:
+        raise ApiError(404, f"unknown charge point {charge_point_id}")
+    return cp
+
+
+# ---- handlers ---------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    central = central_of(request)
+    return json_response(
+        {
+            "status": "ok",
+            "connectedChargePoints": len(central.actors),
+            "committedEvents": central.committer.committed_events,
+            "commitBatches": central.committer.batches,
+        }
+    )
+
+
+async def put_charge_point(request: web.Request) -> web.Response:
+    central = central_of(request)
+    charge_point_id = charge_point_id_of(request)
+    body = await read_json_object(request)
+    description = optional_string(body, "description")
+    password = optional_string(body, "password")
+    if password is not None and not 8 <= len(password) <= 40:
+        # OCPP 1.6 security whitepaper: a Basic-auth password is 16-40 characters;
+        # we accept 8 for test benches that cannot do better.
+        raise ApiError(422, "password must be 8 to 40 characters")
+    created = await central.register(charge_point_id, description, password)
+    cp = await load_charge_point(central, charge_point_id)
+    return json_response(charge_point_status(cp), 201 if created else 200)
+
+
+async def list_charge_points(request: web.Request) -> web.Response:
+    central = central_of(request)
+    views = []
+    for charge_point_id in sorted(central.registered):
+        cp = await load_charge_point(central, charge_point_id)
+        views.append(charge_point_status(cp))
+    return json_response({"chargePoints": views})
+
+
+async def get_charge_point(request: web.Request) -> web.Response:
+    cp = await load_charge_point(central_of(request), charge_point_id_of(request))
+    return json_response(charge_point_status(cp))
+
+
+async def charge_point_events(request: web.Request) -> web.Response:
+    central = central_of(request)
+    charge_point_id = charge_point_id_of(request)
+    after = int_parameter(request, "after", 0)
+    limit = min(int_parameter(request, "limit", MAX_PAGE), MAX_PAGE)
+    await load_charge_point(central, charge_point_id)
+    events = await asyncio.to_thread(
+        lambda: [event_view(e) for e in central.store.history(charge_point_id, after=after, limit=limit)]
+    )
+    return json_response({"events": events})
+
+
+def int_parameter(request: web.Request, name: str, default: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer") from None
+    if value < 0:
+        raise ApiError(400, f"{name} must not be negative")
+    return value
+
+
+async def send_command(request: web.Request) -> web.Response:
+    central = central_of(request)
+    charge_point_id = charge_point_id_of(request)
+    action = request.match_info["action"]
+    if action not in CENTRAL_SYSTEM_ACTIONS:
+        raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
+    payload = await read_json_object(request)
+    try:
+        central.schemas.validate_request(action, payload)
+    except OcppError as failure:
+        raise ApiError(422, f"invalid {action} payload: {failure.description}", code=failure.code) from None
+    if charge_point_id not in central.registered:
+        raise ApiError(404, f"unknown charge point {charge_point_id}")
+    try:
+        reply = await central.call(charge_point_id, action, payload)
+    except NotConnected:
+        raise ApiError(409, f"{charge_point_id} is not connected") from None
+    except NotRegistered:
+        raise ApiError(404, f"unknown charge point {charge_point_id}") from None
+    except CallTimeout:
+        raise ApiError(504, f"{charge_point_id} did not answer {action} in time") from None
+    except CallRejected as rejected:
+        raise ApiError(
+            502,
+            f"{charge_point_id} answered {action} with {rejected.code}",
+            errorCode=rejected.code,
+            errorDescription=rejected.description,
+            errorDetails=rejected.details,
+        ) from None
+    return json_response(reply)
+
+
+async def put_id_tag(request: web.Request) -> web.Response:
+    central = central_of(request)
+    id_tag = request.match_info["idTag"]
+    body = await read_json_object(request)
+    status = optional_string(body, "status") or "Accepted"
+    expiry = optional_string(body, "expiryDate")
+    parent = optional_string(body, "parentIdTag")
+    existed = central.authorizer.registry.find(id_tag) is not None
+    try:
+        entry = await central.authorizer.change(lambda registry: registry.save_tag(id_tag, status, expiry, parent))
+    except IdTagRejected as rejected:
+        raise ApiError(422, str(rejected)) from None
+    return json_response(entry, 200 if existed else 201)
+
+
+async def list_id_tags(request: web.Request) -> web.Response:
+    registry = central_of(request).authorizer.registry
+    return json_response({"idTags": sorted(registry.tags.values(), key=lambda e: e["idTag"].lower())})
+
+
+async def get_id_tag(request: web.Request) -> web.Response:
+    entry = central_of(request).authorizer.registry.find(request.match_info["idTag"])
+    if entry is None:
+        raise ApiError(404, "unknown idTag")
+    return json_response(entry)
+
+
+async def delete_id_tag(request: web.Request) -> web.Response:
+    id_tag = request.match_info["idTag"]
+    deleted = await central_of(request).authorizer.change(lambda registry: registry.delete_tag(id_tag))
+    if not deleted:
+        raise ApiError(404, "unknown idTag")
+    return web.Response(status=204)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    from adapters.openapi import build_document
+
+    return json_response(build_document(ROUTES))
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+
+
+ROUTES = [
+    Route("GET", "/health", health, "Liveness and store figures (no token needed)"),
+    Route("GET", "/api/openapi.json", openapi_document, "This API as an OpenAPI 3 document"),
+    Route("GET", "/api/chargepoints", list_charge_points, "All charge points with their status"),
+    Route("PUT", "/api/chargepoints/{chargePointId}", put_charge_point, "Register or update a charge point"),
+    Route("GET", "/api/chargepoints/{chargePointId}", get_charge_point, "A charge point's status"),
+    Route("GET", "/api/chargepoints/{chargePointId}/events", charge_point_events, "A charge point's full history"),
+    Route(
+        "POST",
+        "/api/chargepoints/{chargePointId}/commands/{action}",
+        send_command,
+        "Send a CSMS-initiated OCPP 1.6 call and return the charge point's reply",
+    ),
+    Route("GET", "/api/idtags", list_id_tags, "All id tags"),
+    Route("PUT", "/api/idtags/{idTag}", put_id_tag, "Create or update an id tag"),
+    Route("GET", "/api/idtags/{idTag}", get_id_tag, "One id tag"),
+    Route("DELETE", "/api/idtags/{idTag}", delete_id_tag, "Delete an id tag"),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

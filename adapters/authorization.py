@@ -1,0 +1,76 @@
+"""Authorization at run time: the IdTag registry in memory, and who is charging.
+
+Reads are served from memory on the hot path (Authorize, StartTransaction);
+writes go through the registry aggregate and are committed before they count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from adapters.group_commit import GroupCommitter
+from adapters.store import ConflictError, EventStore
+from domain.chargepoint import ChargePoint
+from domain.idtags import IdTagRegistry, id_tag_info, tag_key
+
+STARTED = ChargePoint.TransactionStarted.TOPIC
+STOPPED = ChargePoint.TransactionStopped.TOPIC
+
+
+class ActiveTransactions:
+    """Which id tags are in an accepted, unfinished transaction, on any charge point.
+
+    Fed by committed events, so it never knows more than the store does.
+    """
+
+    def __init__(self) -> None:
+        self._tag_of: dict[int, str] = {}
+        self._count: dict[str, int] = {}
+
+    def observe(self, events: Sequence[Any]) -> None:
+        for event in events:
+            topic = getattr(type(event), "TOPIC", None)
+            if topic == STARTED and event.reply["idTagInfo"]["status"] == "Accepted":
+                key = tag_key(event.request["idTag"])
+                self._tag_of[event.transaction_id] = key
+                self._count[key] = self._count.get(key, 0) + 1
+            elif topic == STOPPED:
+                key = self._tag_of.pop(event.request["transactionId"], None)
+                if key is not None:
+                    self._count[key] -= 1
+                    if not self._count[key]:
+                        del self._count[key]
+
+    def is_charging(self, id_tag: str) -> bool:
+        return tag_key(id_tag) in self._count
+
+
+class Authorizer:
+    def __init__(self, store: EventStore, committer: GroupCommitter, registry: IdTagRegistry) -> None:
+        self._store = store
+        self._committer = committer
+        self.registry = registry
+        self.active = ActiveTransactions()
+        self._write_lock = asyncio.Lock()
+
+    def info(self, id_tag: str, now: datetime) -> dict[str, Any]:
+        return id_tag_info(self.registry.find(id_tag), now, self.active.is_charging(id_tag))
+
+    async def change(self, command: Callable[[IdTagRegistry], Any]) -> Any:
+        """Runs an operator's change on the registry, committed before it returns."""
+        async with self._write_lock:
+            # Change a copy, so a refused or failed change leaves what we serve intact.
+            candidate = copy.deepcopy(self.registry)
+            for _ in range(5):
+                result = command(candidate)
+                try:
+                    await self._committer.commit(candidate.collect_events())
+                except ConflictError:
+                    candidate = await asyncio.to_thread(self._store.load_id_tags)
+                    continue
+                self.registry = candidate
+                return result
+            raise ConflictError("the id tag registry kept changing; try again")

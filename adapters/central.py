@@ -1,0 +1,227 @@
+"""The running central system: the store, the writer, the actors, authorization.
+
+The WebSocket endpoint and the REST API both call into this one object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from adapters.actors import AggregateHandle, ChargePointActor, Command, NotConnected, T
+from adapters.authorization import STARTED, STOPPED, Authorizer
+from adapters.group_commit import GroupCommitter
+from adapters.ocppj import Schemas
+from adapters.passwords import VerifiedPasswords, basic_credentials, hash_password
+from adapters.store import ConflictError, EventStore
+from adapters.transaction_ids import TransactionIds
+from domain.chargepoint import ChargePoint
+from domain.inbound import Facts, VendorHandler
+from domain.redaction import sets_password
+
+log = logging.getLogger(__name__)
+
+# OCPP identities are CiString48-ish; we refuse what cannot be a URL path segment.
+CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9._:\-*+~@|]{1,48}$")
+TAKEOVER_WAIT = 10.0
+REGISTERED = ChargePoint.Registered.TOPIC
+
+
+@dataclass(frozen=True)
+class Settings:
+    heartbeat_interval: int = 300
+    call_timeout: float = 30.0
+    auto_register: bool = False
+    ping_interval: float = 60.0
+    max_frame_size: int = 256 * 1024
+
+
+class Refused(Exception):
+    """A WebSocket handshake we refuse, with the HTTP status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CentralSystem:
+    def __init__(self, store: EventStore, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.settings = settings
+        self.now = clock
+        self.schemas = Schemas()
+        self.actors: dict[str, ChargePointActor] = {}
+        self.vendor_handlers: dict[str, VendorHandler] = {}
+        self.registered: set[str] = set()
+        self._passwords = VerifiedPasswords()
+        self._registration_lock = asyncio.Lock()
+        self.committer: GroupCommitter
+        self.authorizer: Authorizer
+        self.transaction_ids: TransactionIds
+
+    async def start(self) -> None:
+        self.schemas.warm()
+        self.committer = GroupCommitter(self.store, asyncio.get_running_loop())
+        registry = await asyncio.to_thread(self.store.load_id_tags)
+        self.authorizer = Authorizer(self.store, self.committer, registry)
+        # Who is charging now, from the history; then kept current by commits.
+        started_and_stopped = await asyncio.to_thread(lambda: list(self.store.all_events([STARTED, STOPPED])))
+        self.authorizer.active.observe(started_and_stopped)
+        self.committer.add_listener(self.authorizer.active.observe)
+        registrations = await asyncio.to_thread(lambda: list(self.store.all_events([REGISTERED])))
+        self._note_registrations(registrations)
+        self.committer.add_listener(self._note_registrations)
+        self.transaction_ids = TransactionIds(self.store.side)
+        await self.transaction_ids.start()
+        await self._mark_offline_after_crash()
+
+    def _note_registrations(self, events: Any) -> None:
+        for event in events:
+            if isinstance(event, ChargePoint.Registered):
+                self.registered.add(event.originator_id)
+
+    async def _mark_offline_after_crash(self) -> None:
+        """A charge point left online by a crash is offline until it reconnects."""
+        online = await asyncio.to_thread(self._charge_points_left_online)
+        for charge_point_id in online:
+            await self.execute(
+                charge_point_id,
+                lambda cp: cp.disconnect(reason="central system restarted", disconnected_at=self.now()),
+            )
+
+    def _charge_points_left_online(self) -> list[str]:
+        last_seen: dict[str, bool] = {}
+        for event in self.store.all_events([ChargePoint.Connected.TOPIC, ChargePoint.Disconnected.TOPIC]):
+            last_seen[event.originator_id] = isinstance(event, ChargePoint.Connected)
+        return [charge_point_id for charge_point_id, online in last_seen.items() if online]
+
+    async def stop(self) -> None:
+        for actor in list(self.actors.values()):
+            await actor.close_socket()
+        for actor in list(self.actors.values()):
+            await self.disconnect(actor, "central system stopping")
+        self.committer.stop()
+
+    def facts(self) -> Facts:
+        now = self.now()
+        return Facts(
+            now=now,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            id_tag_info=lambda id_tag: self.authorizer.info(id_tag, now),
+            allocate_transaction_id=self.transaction_ids.allocate,
+            vendor_handlers=self.vendor_handlers,
+        )
+
+    # ---- writes to a charge point's aggregate -----------------------------------
+
+    async def execute(self, charge_point_id: str, command: Command[T]) -> T:
+        """Runs a command on a charge point, through its actor if it is connected."""
+        actor = self.actors.get(charge_point_id)
+        if actor is not None and not actor.stopped:
+            return await actor.execute(command)
+        return await AggregateHandle(self, charge_point_id).execute(command)
+
+    async def register(self, charge_point_id: str, description: str | None, password: str | None,
+                       auto: bool = False) -> bool:
+        """Registers a charge point or updates it; True when it is new."""
+        async with self._registration_lock:
+            existing = await asyncio.to_thread(self.store.load_charge_point, charge_point_id)
+            if password is not None:
+                # The hash goes first: a charge point never exists without its password.
+                await asyncio.to_thread(self.store.side.set_password_hash, charge_point_id, hash_password(password))
+            if existing is None:
+                cp = ChargePoint(id=charge_point_id, description=description or "", auto_registered=auto)
+                if password is not None:
+                    cp.change_credentials(has_password=True, reason="registered with a password")
+                try:
+                    await self.committer.commit(cp.collect_events())
+                    return True
+                except ConflictError:
+                    pass  # registered a moment ago by someone else: update instead
+
+        def update(cp: ChargePoint) -> None:
+            if description is not None and description != cp.description:
+                cp.update_details(description=description)
+            if password is not None:
+                cp.change_credentials(has_password=True, reason="password set by operator")
+
+        await self.execute(charge_point_id, update)
+        return False
+
+    async def change_password(self, charge_point_id: str, password: str, reason: str) -> None:
+        await asyncio.to_thread(self.store.side.set_password_hash, charge_point_id, hash_password(password))
+        await self.execute(charge_point_id, lambda cp: cp.change_credentials(has_password=True, reason=reason))
+
+    # ---- connections --------------------------------------------------------------
+
+    async def admit(self, charge_point_id: str, authorization: str | None) -> None:
+        """Checks a WebSocket handshake; raises Refused with 400, 401 or 404."""
+        if not CHARGE_POINT_ID.match(charge_point_id):
+            raise Refused(400, "not a valid charge point identity")
+        known = charge_point_id in self.actors or (
+            await asyncio.to_thread(self.store.load_charge_point, charge_point_id) is not None
+        )
+        if not known:
+            if not self.settings.auto_register:
+                raise Refused(404, f"unknown charge point {charge_point_id}")
+            await self.register(charge_point_id, description=None, password=None, auto=True)
+        stored_hash = await asyncio.to_thread(self.store.side.password_hash, charge_point_id)
+        if stored_hash is None:
+            return
+        credentials = basic_credentials(authorization)
+        if credentials is None or credentials[0] != charge_point_id:
+            raise Refused(401, "this charge point needs HTTP Basic authentication")
+        if not await asyncio.to_thread(self._passwords.check, credentials[1], stored_hash):
+            raise Refused(401, "wrong password")
+
+    async def connect(self, charge_point_id: str, send: Callable[[bytes], Any], close: Callable[[], Any],
+                      remote: str) -> ChargePointActor:
+        previous = self.actors.get(charge_point_id)
+        if previous is not None:
+            # A new connection takes over: the old one is closed and its
+            # Disconnected recorded before the new Connected, so history reads right.
+            log.info("%s reconnected; closing the previous connection", charge_point_id)
+            await previous.close_socket()
+            try:
+                await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
+            except asyncio.TimeoutError:
+                await self.disconnect(previous, "taken over by a new connection")
+        actor = ChargePointActor(self, charge_point_id, send, close)
+        self.actors[charge_point_id] = actor
+        actor.start()
+        await actor.execute(lambda cp: cp.connect(remote=remote, connected_at=self.now()))
+        return actor
+
+    async def disconnect(self, actor: ChargePointActor, reason: str) -> None:
+        if self.actors.get(actor.id) is not actor:
+            return
+        try:
+            await actor.execute(lambda cp: cp.disconnect(reason=reason, disconnected_at=self.now()))
+        except Exception:
+            log.exception("could not record the disconnection of %s", actor.id)
+        finally:
+            await actor.stop()
+            if self.actors.get(actor.id) is actor:
+                del self.actors[actor.id]
+            actor.gone.set()
+
+    async def call(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sends an OCPP call to a connected charge point and returns its reply."""
+        actor = self.actors.get(charge_point_id)
+        if actor is None or actor.stopped:
+            raise NotConnected(charge_point_id)
+        reply = await actor.call(action, payload)
+        new_password = sets_password(action, payload)
+        if new_password is not None and reply.get("status") == "Accepted":
+            # Security profile 1: the accepted AuthorizationKey is the new password.
+            await self.change_password(charge_point_id, new_password, reason="AuthorizationKey accepted")
+        return reply

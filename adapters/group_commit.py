@@ -1,0 +1,128 @@
+"""Group commit: one writer thread puts many actors' events in one transaction.
+
+The store serialises writers anyway, so one thread that drains everything
+queued while the previous transaction was committing gives durability at a
+small cost per message; a quiet charge point still waits only for its own
+fsync. Events are committed before the futures resolve: persist, then answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from adapters.store import ConflictError, EventStore
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+CommitListener = Callable[[Sequence[Any]], None]
+
+
+@dataclass
+class _Pending:
+    events: Sequence[Any]
+    snapshot_of: Any
+    future: asyncio.Future[None]
+
+
+_STOP = object()
+
+
+class GroupCommitter:
+    def __init__(self, store: EventStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._listeners: list[CommitListener] = []
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self.batches = 0
+        self.committed_events = 0
+        self._thread.start()
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """Called on the event loop with each committed batch of events."""
+        self._listeners.append(listener)
+
+    async def commit(self, events: Sequence[Any], snapshot_of: Any = None) -> None:
+        """Returns once the events are durably stored; raises ConflictError on a race."""
+        if not events:
+            return
+        future = self._loop.create_future()
+        self._queue.put(_Pending(events, snapshot_of, future))
+        await future
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            outcomes = self._write(batch)
+            self._loop.call_soon_threadsafe(self._resolve, batch, outcomes)
+
+    def _write(self, batch: list[_Pending]) -> list[BaseException | None]:
+        try:
+            self._store.commit([event for item in batch for event in item.events])
+        except ConflictError as error:
+            # Someone's events lost a race; find whose, so the rest still commit.
+            outcomes = [self._write_one(item) for item in batch] if len(batch) > 1 else [error]
+        except Exception as error:  # the store is down: nobody's events are safe
+            log.exception("commit of %d events failed", sum(len(i.events) for i in batch))
+            return [error] * len(batch)
+        else:
+            outcomes = [None] * len(batch)
+        self.batches += 1
+        for item, outcome in zip(batch, outcomes):
+            if outcome is None:
+                self.committed_events += len(item.events)
+                if item.snapshot_of is not None:
+                    self._snapshot(item.snapshot_of)
+        return outcomes
+
+    def _write_one(self, item: _Pending) -> BaseException | None:
+        try:
+            self._store.commit(item.events)
+        except Exception as error:
+            return error
+        return None
+
+    def _snapshot(self, aggregate: Any) -> None:
+        try:
+            self._store.snapshot(aggregate)
+        except Exception:  # a snapshot is only a shortcut; the events are safe
+            log.exception("snapshot of %s failed", aggregate.id)
+
+    def _resolve(self, batch: list[_Pending], outcomes: list[BaseException | None]) -> None:
+        committed = []
+        for item, outcome in zip(batch, outcomes):
+            if outcome is None:
+                committed.extend(item.events)
+            if item.future.done():
+                continue
+            if outcome is None:
+                item.future.set_result(None)
+            else:
+                item.future.set_exception(outcome)
+        if committed:
+            for listener in self._listeners:
+                listener(committed)
+

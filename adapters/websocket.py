@@ -1,0 +1,66 @@
+"""The OCPP-J WebSocket endpoint: ws://HOST:PORT/ocpp/{chargePointId}."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+from adapters.central import CentralSystem, Refused
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+CENTRAL = web.AppKey("central", CentralSystem)
+
+
+def offered_subprotocols(request: web.Request) -> list[str]:
+    header = request.headers.get("Sec-WebSocket-Protocol", "")
+    return [name.strip() for name in header.split(",") if name.strip()]
+
+
+async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
+    central = request.app[CENTRAL]
+    charge_point_id = request.match_info["chargePointId"]
+    if SUBPROTOCOL not in offered_subprotocols(request):
+        # OCPP-J 1.6 section 3.1.2: without an agreed subprotocol we may not talk.
+        return web.Response(status=400, text=f"offer the WebSocket subprotocol {SUBPROTOCOL}\n")
+    try:
+        await central.admit(charge_point_id, request.headers.get("Authorization"))
+    except Refused as refused:
+        log.info("refused %s: %s", charge_point_id, refused.reason)
+        headers = {"WWW-Authenticate": 'Basic realm="OCPP"'} if refused.status == 401 else None
+        return web.Response(status=refused.status, text=refused.reason + "\n", headers=headers)
+
+    settings = central.settings
+    ws = web.WebSocketResponse(
+        protocols=(SUBPROTOCOL,),
+        heartbeat=settings.ping_interval,  # pings find dead peers; aiohttp closes them
+        max_msg_size=settings.max_frame_size,
+    )
+    await ws.prepare(request)
+
+    async def send(frame: bytes) -> None:
+        if not ws.closed:
+            await ws.send_frame(frame, WSMsgType.TEXT)
+
+    actor = await central.connect(charge_point_id, send, ws.close, request.remote or "")
+    reason = "connection closed"
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                actor.receive(message.data)
+            elif message.type == WSMsgType.BINARY:
+                log.warning("%s: dropped a binary frame; OCPP-J uses text", charge_point_id)
+            elif message.type == WSMsgType.ERROR:
+                reason = f"connection error: {ws.exception()}"
+                break
+    finally:
+        if ws.close_code is not None and reason == "connection closed":
+            reason = f"closed with code {ws.close_code}"
+        await central.disconnect(actor, reason)
+    return ws
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ocpp/{chargePointId}", ocpp_endpoint)

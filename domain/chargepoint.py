@@ -1,0 +1,314 @@
+"""The ChargePoint aggregate: everything a charge point said and was told.
+
+Every OCPP exchange becomes one event carrying the message id, the request as
+received and the reply that was sent, so an auditor can replay the dialogue.
+Decorated methods only apply state: they run again on every replay, so the
+caller decides replies, ids and times and passes them in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable
+
+from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
+
+from domain.records import TextIdEvent
+from domain.timestamps import format_ocpp_time, parse_ocpp_time
+
+RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
+
+Payload = dict[str, Any]
+
+
+class ChargePoint(BaseAggregate[str]):
+    TOPIC = "ampledger:ChargePoint"
+
+    class Event(TextIdEvent):
+        TOPIC = "ampledger:ChargePoint.Event"
+
+    class Registered(Event, CanInitAggregate[str]):
+        TOPIC = "ampledger:ChargePoint.Registered"
+        originator_topic: str
+        description: str
+        auto_registered: bool
+
+    def __init__(self, id: str, description: str, auto_registered: bool) -> None:  # noqa: A002
+        self.description = description
+        self.auto_registered = auto_registered
+        self.has_password = False
+        self.online = False
+        self.last_seen: datetime | None = None
+        self.boot_info: Payload | None = None
+        self.connectors: dict[int, Payload] = {}
+        self.open_transactions: dict[int, Payload] = {}
+        self.recent_transactions: list[Payload] = []
+        self.firmware_status: str | None = None
+        self.diagnostics_status: str | None = None
+        self.local_list_version: int | None = None
+        self.configuration: dict[str, Payload] = {}
+        self.availability: dict[int, str] = {}
+
+    # ---- operator facts -------------------------------------------------
+
+    @event("DetailsUpdated", topic="ampledger:ChargePoint.DetailsUpdated")
+    def update_details(self, description: str) -> None:
+        self.description = description
+
+    @event("CredentialsChanged", topic="ampledger:ChargePoint.CredentialsChanged")
+    def change_credentials(self, has_password: bool, reason: str) -> None:
+        # The password hash lives in the credentials table, never in events.
+        self.has_password = has_password
+
+    # ---- connection ---------------------------------------------------------
+
+    @event("Connected", topic="ampledger:ChargePoint.Connected")
+    def connect(self, remote: str, connected_at: datetime) -> None:
+        self.online = True
+        self.last_seen = connected_at
+
+    @event("Disconnected", topic="ampledger:ChargePoint.Disconnected")
+    def disconnect(self, reason: str, disconnected_at: datetime) -> None:
+        self.online = False
+
+    # ---- messages from the charge point ------------------------------------
+
+    @event("Booted", topic="ampledger:ChargePoint.Booted")
+    def boot(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
+        self.boot_info = dict(request)
+        self.last_seen = received_at
+
+    @event("HeartbeatReceived", topic="ampledger:ChargePoint.HeartbeatReceived")
+    def heartbeat(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
+        self.last_seen = received_at
+
+    @event("ConnectorStatusChanged", topic="ampledger:ChargePoint.ConnectorStatusChanged")
+    def change_connector_status(
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        connector = self.connector(request["connectorId"])
+        connector.update(
+            status=request["status"],
+            errorCode=request["errorCode"],
+            info=request.get("info"),
+            vendorId=request.get("vendorId"),
+            vendorErrorCode=request.get("vendorErrorCode"),
+            # The charge point's own timestamp is the truth; ours if it gave none.
+            timestamp=request.get("timestamp") or format_ocpp_time(received_at),
+        )
+        self.last_seen = received_at
+
+    @event("AuthorizationChecked", topic="ampledger:ChargePoint.AuthorizationChecked")
+    def check_authorization(
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        self.last_seen = received_at
+
+    @event("TransactionStarted", topic="ampledger:ChargePoint.TransactionStarted")
+    def start_transaction(
+        self,
+        message_id: str,
+        request: Payload,
+        reply: Payload,
+        received_at: datetime,
+        transaction_id: int,
+        flags: list[str],
+    ) -> None:
+        self.open_transactions[transaction_id] = {
+            "transactionId": transaction_id,
+            "connectorId": request["connectorId"],
+            "idTag": request["idTag"],
+            "idTagStatus": reply["idTagInfo"]["status"],
+            "meterStart": request["meterStart"],
+            "startTimestamp": request["timestamp"],
+            "reservationId": request.get("reservationId"),
+            "flags": list(flags),
+        }
+        self.connector(request["connectorId"])["transactionId"] = transaction_id
+        self.last_seen = received_at
+
+    @event("TransactionStartRepeated", topic="ampledger:ChargePoint.TransactionStartRepeated")
+    def repeat_transaction_start(
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        self.last_seen = received_at
+
+    @event("TransactionStopped", topic="ampledger:ChargePoint.TransactionStopped")
+    def stop_transaction(
+        self,
+        message_id: str,
+        request: Payload,
+        reply: Payload,
+        received_at: datetime,
+        flags: list[str],
+        energy_wh: Decimal | None,
+    ) -> None:
+        transaction_id = request["transactionId"]
+        started = self.open_transactions.pop(transaction_id, None)
+        if started is not None:
+            stopped = dict(
+                started,
+                meterStop=request["meterStop"],
+                stopTimestamp=request["timestamp"],
+                stopReason=request.get("reason", "Local"),
+                energyWh=energy_wh,
+                flags=started["flags"] + list(flags),
+            )
+            self.recent_transactions = (self.recent_transactions + [stopped])[
+                -RECENT_TRANSACTIONS_KEPT:
+            ]
+            connector = self.connector(started["connectorId"])
+            if connector.get("transactionId") == transaction_id:
+                connector["transactionId"] = None
+        self.last_seen = received_at
+
+    @event("MeterValuesReceived", topic="ampledger:ChargePoint.MeterValuesReceived")
+    def receive_meter_values(
+        self,
+        message_id: str,
+        request: Payload,
+        reply: Payload,
+        received_at: datetime,
+        energy_readings: list[Payload],
+    ) -> None:
+        transaction = self.open_transactions.get(request.get("transactionId"))  # type: ignore[arg-type]
+        if transaction is not None and energy_readings:
+            transaction["lastEnergyWh"] = energy_readings[-1]["energyWh"]
+        self.last_seen = received_at
+
+    @event("DataTransferReceived", topic="ampledger:ChargePoint.DataTransferReceived")
+    def receive_data_transfer(
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        self.last_seen = received_at
+
+    @event("FirmwareStatusReported", topic="ampledger:ChargePoint.FirmwareStatusReported")
+    def report_firmware_status(
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        self.firmware_status = request["status"]
+        self.last_seen = received_at
+
+    @event("DiagnosticsStatusReported", topic="ampledger:ChargePoint.DiagnosticsStatusReported")
+    def report_diagnostics_status(
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        self.diagnostics_status = request["status"]
+        self.last_seen = received_at
+
+    # ---- calls from the central system --------------------------------------
+
+    @event("CallSent", topic="ampledger:ChargePoint.CallSent")
+    def send_call(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
+        pass
+
+    @event("CallAnswered", topic="ampledger:ChargePoint.CallAnswered")
+    def record_call_answer(
+        self, message_id: str, action: str, request: Payload, reply: Payload, received_at: datetime
+    ) -> None:
+        learn = LEARNED_FROM_REPLIES.get(action)
+        if learn is not None:
+            learn(self, request, reply)
+        self.last_seen = received_at
+
+    @event("CallFailed", topic="ampledger:ChargePoint.CallFailed")
+    def record_call_error(
+        self,
+        message_id: str,
+        action: str,
+        request: Payload,
+        error_code: str,
+        error_description: str,
+        error_details: Payload,
+        received_at: datetime,
+    ) -> None:
+        self.last_seen = received_at
+
+    @event("CallTimedOut", topic="ampledger:ChargePoint.CallTimedOut")
+    def record_call_timeout(
+        self, message_id: str, action: str, request: Payload, timed_out_at: datetime
+    ) -> None:
+        pass
+
+    # ---- queries ---------------------------------------------------------------
+
+    def connector(self, connector_id: int) -> Payload:
+        return self.connectors.setdefault(
+            connector_id,
+            {"status": None, "errorCode": None, "info": None, "timestamp": None, "transactionId": None},
+        )
+
+    def find_transaction(self, transaction_id: int) -> Payload | None:
+        if transaction_id in self.open_transactions:
+            return self.open_transactions[transaction_id]
+        for transaction in self.recent_transactions:
+            if transaction["transactionId"] == transaction_id:
+                return transaction
+        return None
+
+    def find_started_transaction(self, request: Payload) -> Payload | None:
+        """A transaction this StartTransaction already started (a retry).
+
+        OCPP 1.6 section 4.8 lets a charge point resend a StartTransaction it got
+        no answer to; the same connector, idTag, timestamp and meterStart mean
+        the same transaction.
+        """
+        started_at = parse_ocpp_time(request["timestamp"])
+        for transaction in [*self.open_transactions.values(), *self.recent_transactions]:
+            if (
+                transaction["connectorId"] == request["connectorId"]
+                and transaction["idTag"].lower() == request["idTag"].lower()
+                and transaction["meterStart"] == request["meterStart"]
+                and parse_ocpp_time(transaction["startTimestamp"]) == started_at
+            ):
+                return transaction
+        return None
+
+    def has_open_transaction_for(self, id_tag: str) -> bool:
+        key = id_tag.lower()
+        return any(t["idTag"].lower() == key for t in self.open_transactions.values())
+
+
+# What the central system learns from an accepted reply to one of its calls.
+# Runs inside the CallAnswered event, so it must depend on the event alone.
+
+
+def _learn_configuration(cp: ChargePoint, request: Payload, reply: Payload) -> None:
+    for entry in reply.get("configurationKey", []):
+        cp.configuration[entry["key"]] = {
+            "value": entry.get("value"),
+            "readonly": entry.get("readonly", False),
+        }
+
+
+def _learn_changed_configuration(cp: ChargePoint, request: Payload, reply: Payload) -> None:
+    if reply.get("status") in ("Accepted", "RebootRequired"):
+        key = request["key"]
+        previous = cp.configuration.get(key, {})
+        # The request was redacted before it was recorded: no secret lands here.
+        cp.configuration[key] = dict(previous, value=request["value"], status=reply["status"])
+
+
+def _learn_availability(cp: ChargePoint, request: Payload, reply: Payload) -> None:
+    if reply.get("status") in ("Accepted", "Scheduled"):
+        cp.availability[request["connectorId"]] = request["type"]
+
+
+def _learn_local_list_version(cp: ChargePoint, request: Payload, reply: Payload) -> None:
+    cp.local_list_version = reply.get("listVersion")
+
+
+def _learn_sent_local_list(cp: ChargePoint, request: Payload, reply: Payload) -> None:
+    # Failed, NotSupported and VersionMismatch leave the known version as it was.
+    if reply.get("status") == "Accepted":
+        cp.local_list_version = request["listVersion"]
+
+
+LEARNED_FROM_REPLIES: dict[str, Callable[[ChargePoint, Payload, Payload], None]] = {
+    "GetConfiguration": _learn_configuration,
+    "ChangeConfiguration": _learn_changed_configuration,
+    "ChangeAvailability": _learn_availability,
+    "GetLocalListVersion": _learn_local_list_version,
+    "SendLocalList": _learn_sent_local_list,
+}

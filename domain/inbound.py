@@ -1,0 +1,169 @@
+"""What the central system answers to each call a charge point makes.
+
+One handler per OCPP action, found by the action's name. A handler decides
+the reply from the request, the aggregate's state and the facts the caller
+passes in (clock, authorization, id allocation), records the exchange on the
+aggregate and returns the reply payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Mapping
+
+from domain.chargepoint import ChargePoint, Payload
+from domain.metering import energy_readings
+from domain.timestamps import format_ocpp_time
+
+VendorHandler = Callable[[str, Payload], Payload]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a handler may know beyond the aggregate, supplied by the caller."""
+
+    now: datetime
+    heartbeat_interval: int
+    # The IdTagInfo for a tag, ConcurrentTx included, as the registry says now.
+    id_tag_info: Callable[[str], Payload]
+    # A transactionId never handed out before, by any node, ever.
+    allocate_transaction_id: Callable[[], int]
+    vendor_handlers: Mapping[str, VendorHandler] = field(default_factory=dict)
+
+
+def on_boot_notification(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    # Only registered charge points reach this point, so they are Accepted.
+    reply = {
+        "status": "Accepted",
+        "currentTime": format_ocpp_time(facts.now),
+        "interval": facts.heartbeat_interval,
+    }
+    cp.boot(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+def on_heartbeat(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    reply = {"currentTime": format_ocpp_time(facts.now)}
+    cp.heartbeat(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+def on_status_notification(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    reply: Payload = {}
+    cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+def on_authorize(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    reply = {"idTagInfo": facts.id_tag_info(request["idTag"])}
+    cp.check_authorization(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    earlier = cp.find_started_transaction(request)
+    if earlier is not None:
+        # A retry: the same transaction, the same id, the same verdict.
+        reply = {
+            "transactionId": earlier["transactionId"],
+            "idTagInfo": {"status": earlier["idTagStatus"]},
+        }
+        cp.repeat_transaction_start(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+        return reply
+    info = facts.id_tag_info(request["idTag"])
+    # OCPP 1.6 section 4.8: a transactionId is always given, even when the tag
+    # is refused; the charge point then stops the transaction itself.
+    transaction_id = facts.allocate_transaction_id()
+    flags = [] if info["status"] == "Accepted" else ["id_tag_not_accepted"]
+    reply = {"transactionId": transaction_id, "idTagInfo": info}
+    cp.start_transaction(
+        message_id=message_id,
+        request=request,
+        reply=reply,
+        received_at=facts.now,
+        transaction_id=transaction_id,
+        flags=flags,
+    )
+    return reply
+
+
+def on_stop_transaction(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    # Never refused (OCPP 1.6 section 4.10): oddities are flagged, not rejected.
+    transaction_id = request["transactionId"]
+    flags: list[str] = []
+    energy_wh = None
+    known = cp.find_transaction(transaction_id)
+    if known is None:
+        flags.append("unknown_transaction")
+    elif transaction_id not in cp.open_transactions:
+        flags.append("repeated_stop")
+    else:
+        energy_wh = request["meterStop"] - known["meterStart"]
+        if energy_wh < 0:
+            flags.append("meter_went_backwards")
+            energy_wh = 0
+    reply: Payload = {}
+    if "idTag" in request:
+        reply["idTagInfo"] = facts.id_tag_info(request["idTag"])
+        if reply["idTagInfo"]["status"] == "ConcurrentTx":
+            # The tag's only transaction is the one now stopping.
+            reply["idTagInfo"]["status"] = "Accepted"
+    cp.stop_transaction(
+        message_id=message_id,
+        request=request,
+        reply=reply,
+        received_at=facts.now,
+        flags=flags,
+        energy_wh=energy_wh,
+    )
+    return reply
+
+
+def on_meter_values(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    reply: Payload = {}
+    cp.receive_meter_values(
+        message_id=message_id,
+        request=request,
+        reply=reply,
+        received_at=facts.now,
+        energy_readings=energy_readings(request["meterValue"]),
+    )
+    return reply
+
+
+def on_data_transfer(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    handler = facts.vendor_handlers.get(request["vendorId"])
+    reply = handler(cp.id, request) if handler else {"status": "UnknownVendorId"}
+    cp.receive_data_transfer(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+def on_firmware_status_notification(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
+    reply: Payload = {}
+    cp.report_firmware_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+def on_diagnostics_status_notification(
+    cp: ChargePoint, message_id: str, request: Payload, facts: Facts
+) -> Payload:
+    reply: Payload = {}
+    cp.report_diagnostics_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    return reply
+
+
+Handler = Callable[[ChargePoint, str, Payload, Facts], Payload]
+
+HANDLERS: dict[str, Handler] = {
+    "BootNotification": on_boot_notification,
+    "Heartbeat": on_heartbeat,
+    "StatusNotification": on_status_notification,
+    "Authorize": on_authorize,
+    "StartTransaction": on_start_transaction,
+    "StopTransaction": on_stop_transaction,
+    "MeterValues": on_meter_values,
+    "DataTransfer": on_data_transfer,
+    "FirmwareStatusNotification": on_firmware_status_notification,
+    "DiagnosticsStatusNotification": on_diagnostics_status_notification,
+}
