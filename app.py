@@ -12,7 +12,7 @@ from typing import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from adapters import api, websocket
+from adapters import api, http, websocket
 from adapters.central import CentralSystem, Settings
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url
 from adapters.websocket import CENTRAL
@@ -21,8 +21,8 @@ log = logging.getLogger("csms")
 
 
 def build_app(store_url: str, settings: Settings, api_token: str) -> web.Application:
-    app = web.Application(middlewares=[api.errors_as_json, api.bearer_token])
-    app[api.API_TOKEN] = api_token
+    app = web.Application(middlewares=[http.errors_as_json, http.bearer_token])
+    app[http.API_TOKEN] = api_token
 
     async def central_system(app: web.Application) -> AsyncIterator[None]:
         store = await asyncio.to_thread(EventStore, store_url)
@@ -35,7 +35,7 @@ def build_app(store_url: str, settings: Settings, api_token: str) -> web.Applica
 
     app.cleanup_ctx.append(central_system)
     websocket.add_routes(app)
-    api.add_routes(app)
+    http.add_routes(app, api.ROUTES)
     return app
 
 

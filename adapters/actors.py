@@ -194,9 +194,9 @@ class ChargePointActor:
             log.warning("%s: dropped a frame: %s: %.200r", self.id, error, data)
             return
         except OcppError as error:
-            self._mailbox.put_nowait(
-                lambda: self._send(error_frame(error.details["messageId"], error.code, error.description))
-            )
+            # In the mailbox, so the error is sent in order with earlier answers.
+            answer = error_frame(error.details["messageId"], error.code, error.description)
+            self._mailbox.put_nowait(lambda: self._send(answer))
             return
         if isinstance(frame, Call):
             self._mailbox.put_nowait(lambda: self._answer(frame))
@@ -265,15 +265,19 @@ class ChargePointActor:
             if self.stopped:
                 raise NotConnected(self.id)
             message_id = str(uuid.uuid4())
-            await self.execute(lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=central.now()))
+            await self.execute(
+                lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=central.now())
+            )
             future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
             self._pending = (message_id, future)
             try:
                 await self._send(call_frame(message_id, action, payload))
                 frame = await asyncio.wait_for(future, central.settings.call_timeout)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 await self.execute(
-                    lambda cp: cp.record_call_timeout(message_id=message_id, action=action, request=recorded, timed_out_at=central.now())
+                    lambda cp: cp.record_call_timeout(
+                        message_id=message_id, action=action, request=recorded, timed_out_at=central.now()
+                    )
                 )
                 raise CallTimeout(action) from None
             except (NotConnected, ConnectionError) as error:

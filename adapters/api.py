@@ -7,96 +7,30 @@ Every /api route needs ``Authorization: Bearer TOKEN``. Errors are JSON
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-import orjson
 from aiohttp import web
 
 from adapters.actors import CallRejected, CallTimeout, NotConnected, NotRegistered
 from adapters.central import CHARGE_POINT_ID, CentralSystem
+from adapters.http import (
+    MAX_PAGE,
+    ROUTE_TABLE,
+    ApiError,
+    Route,
+    int_parameter,
+    json_response,
+    optional_string,
+    read_json_object,
+)
 from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS, OcppError
+from adapters.openapi import build_document
 from adapters.views import charge_point_status, event_view
 from adapters.websocket import CENTRAL
 from domain.idtags import IdTagRejected
 
 log = logging.getLogger(__name__)
-
-API_TOKEN = web.AppKey("api_token", str)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_PAGE = 1000
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body, default=str), status=status, content_type="application/json"
-    )
-
-
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    return json_response({"error": message, **extra}, status)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
-
-
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as failure:
-        return error(failure.status, failure.message, **failure.extra)
-    except web.HTTPException as failure:
-        if failure.status < 400:
-            raise
-        return error(failure.status, failure.reason)
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return error(500, "internal error; the server log has the details")
-
-
-@web.middleware
-async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/api/"):
-        expected = request.app[API_TOKEN]
-        given = request.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            return web.Response(
-                body=orjson.dumps({"error": "missing or wrong bearer token"}),
-                status=401,
-                content_type="application/json",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-    return await handler(request)
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as failure:
-        raise ApiError(400, f"the body is not valid JSON: {failure}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
-
-
-def optional_string(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ApiError(422, f"{name} must be a string")
-    return value
-
 
 def central_of(request: web.Request) -> CentralSystem:
     return request.app[CENTRAL]
@@ -175,19 +109,6 @@ async def charge_point_events(request: web.Request) -> web.Response:
     return json_response({"events": events})
 
 
-def int_parameter(request: web.Request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
-    if value < 0:
-        raise ApiError(400, f"{name} must not be negative")
-    return value
-
-
 async def send_command(request: web.Request) -> web.Response:
     central = central_of(request)
     charge_point_id = charge_point_id_of(request)
@@ -256,17 +177,8 @@ async def delete_id_tag(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    from adapters.openapi import build_document
-
-    return json_response(build_document(ROUTES))
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    summary: str
+    routes: list[Route] = request.app[ROUTE_TABLE]
+    return json_response(build_document(routes))
 
 
 ROUTES = [
@@ -289,6 +201,3 @@ ROUTES = [
 ]
 
 
-def add_routes(app: web.Application) -> None:
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)

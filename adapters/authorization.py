@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 
 from adapters.group_commit import GroupCommitter
 from adapters.store import ConflictError, EventStore
-from domain.chargepoint import ChargePoint
+from domain.chargepoint import topic
 from domain.idtags import IdTagRegistry, id_tag_info, tag_key
 
-STARTED = ChargePoint.TransactionStarted.TOPIC
-STOPPED = ChargePoint.TransactionStopped.TOPIC
+STARTED = topic("TransactionStarted")
+STOPPED = topic("TransactionStopped")
 
 
 class ActiveTransactions:
@@ -38,8 +38,9 @@ class ActiveTransactions:
                 self._tag_of[event.transaction_id] = key
                 self._count[key] = self._count.get(key, 0) + 1
             elif topic == STOPPED:
-                key = self._tag_of.pop(event.request["transactionId"], None)
-                if key is not None:
+                stopped = self._tag_of.pop(event.request["transactionId"], None)
+                if stopped is not None:
+                    key = stopped
                     self._count[key] -= 1
                     if not self._count[key]:
                         del self._count[key]

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Callable
 
 from adapters.actors import AggregateHandle, ChargePointActor, Command, NotConnected, T
@@ -19,7 +19,7 @@ from adapters.ocppj import Schemas
 from adapters.passwords import VerifiedPasswords, basic_credentials, hash_password
 from adapters.store import ConflictError, EventStore
 from adapters.transaction_ids import TransactionIds
-from domain.chargepoint import ChargePoint
+from domain.chargepoint import ChargePoint, topic
 from domain.inbound import Facts, VendorHandler
 from domain.redaction import sets_password
 
@@ -50,7 +50,7 @@ class Refused(Exception):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class CentralSystem:
@@ -100,8 +100,8 @@ class CentralSystem:
 
     def _charge_points_left_online(self) -> list[str]:
         last_seen: dict[str, bool] = {}
-        for event in self.store.all_events([ChargePoint.Connected.TOPIC, ChargePoint.Disconnected.TOPIC]):
-            last_seen[event.originator_id] = isinstance(event, ChargePoint.Connected)
+        for event in self.store.all_events([topic("Connected"), topic("Disconnected")]):
+            last_seen[event.originator_id] = event.TOPIC == topic("Connected")
         return [charge_point_id for charge_point_id, online in last_seen.items() if online]
 
     async def stop(self) -> None:
@@ -193,7 +193,7 @@ class CentralSystem:
             await previous.close_socket()
             try:
                 await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.disconnect(previous, "taken over by a new connection")
         actor = ChargePointActor(self, charge_point_id, send, close)
         self.actors[charge_point_id] = actor

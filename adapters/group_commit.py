@@ -80,6 +80,7 @@ class GroupCommitter:
             self._loop.call_soon_threadsafe(self._resolve, batch, outcomes)
 
     def _write(self, batch: list[_Pending]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None]
         try:
             self._store.commit([event for item in batch for event in item.events])
         except ConflictError as error:
@@ -91,7 +92,7 @@ class GroupCommitter:
         else:
             outcomes = [None] * len(batch)
         self.batches += 1
-        for item, outcome in zip(batch, outcomes):
+        for item, outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
                 self.committed_events += len(item.events)
                 if item.snapshot_of is not None:
@@ -112,8 +113,8 @@ class GroupCommitter:
             log.exception("snapshot of %s failed", aggregate.id)
 
     def _resolve(self, batch: list[_Pending], outcomes: list[BaseException | None]) -> None:
-        committed = []
-        for item, outcome in zip(batch, outcomes):
+        committed: list[Any] = []
+        for item, outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
                 committed.extend(item.events)
             if item.future.done():

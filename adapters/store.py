@@ -121,7 +121,8 @@ class SideTables:
             "CREATE TABLE IF NOT EXISTS csms_sequences (name TEXT PRIMARY KEY, next_value BIGINT NOT NULL)"
         )
         self._run(
-            "CREATE TABLE IF NOT EXISTS csms_credentials (charge_point_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS csms_credentials"
+            " (charge_point_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL)"
         )
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

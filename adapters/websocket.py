@@ -37,6 +37,9 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         protocols=(SUBPROTOCOL,),
         heartbeat=settings.ping_interval,  # pings find dead peers; aiohttp closes them
         max_msg_size=settings.max_frame_size,
+        # We answer a close ourselves, after the disconnection is recorded, so a
+        # charge point whose close completed knows its history is complete.
+        autoclose=False,
     )
     await ws.prepare(request)
 
@@ -52,13 +55,15 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
                 actor.receive(message.data)
             elif message.type == WSMsgType.BINARY:
                 log.warning("%s: dropped a binary frame; OCPP-J uses text", charge_point_id)
+            elif message.type == WSMsgType.CLOSE:
+                reason = f"closed by the charge point (code {message.data})"
+                break
             elif message.type == WSMsgType.ERROR:
                 reason = f"connection error: {ws.exception()}"
                 break
     finally:
-        if ws.close_code is not None and reason == "connection closed":
-            reason = f"closed with code {ws.close_code}"
         await central.disconnect(actor, reason)
+        await ws.close()
     return ws
 
 

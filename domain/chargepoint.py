@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
 from domain.records import TextIdEvent
+from domain.replies import LEARNED_FROM_REPLIES
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
 
 RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
 
 Payload = dict[str, Any]
+
+
+def topic(event_name: str) -> str:
+    """The stored topic of one of ChargePoint's events (they are named explicitly)."""
+    return f"ampledger:ChargePoint.{event_name}"
 
 
 class ChargePoint(BaseAggregate[str]):
@@ -268,47 +274,3 @@ class ChargePoint(BaseAggregate[str]):
     def has_open_transaction_for(self, id_tag: str) -> bool:
         key = id_tag.lower()
         return any(t["idTag"].lower() == key for t in self.open_transactions.values())
-
-
-# What the central system learns from an accepted reply to one of its calls.
-# Runs inside the CallAnswered event, so it must depend on the event alone.
-
-
-def _learn_configuration(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    for entry in reply.get("configurationKey", []):
-        cp.configuration[entry["key"]] = {
-            "value": entry.get("value"),
-            "readonly": entry.get("readonly", False),
-        }
-
-
-def _learn_changed_configuration(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    if reply.get("status") in ("Accepted", "RebootRequired"):
-        key = request["key"]
-        previous = cp.configuration.get(key, {})
-        # The request was redacted before it was recorded: no secret lands here.
-        cp.configuration[key] = dict(previous, value=request["value"], status=reply["status"])
-
-
-def _learn_availability(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    if reply.get("status") in ("Accepted", "Scheduled"):
-        cp.availability[request["connectorId"]] = request["type"]
-
-
-def _learn_local_list_version(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    cp.local_list_version = reply.get("listVersion")
-
-
-def _learn_sent_local_list(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    # Failed, NotSupported and VersionMismatch leave the known version as it was.
-    if reply.get("status") == "Accepted":
-        cp.local_list_version = request["listVersion"]
-
-
-LEARNED_FROM_REPLIES: dict[str, Callable[[ChargePoint, Payload, Payload], None]] = {
-    "GetConfiguration": _learn_configuration,
-    "ChangeConfiguration": _learn_changed_configuration,
-    "ChangeAvailability": _learn_availability,
-    "GetLocalListVersion": _learn_local_list_version,
-    "SendLocalList": _learn_sent_local_list,
-}

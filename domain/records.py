@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.utils import register_topic
 from eventsourcing.domain import (
     CanMutateAggregate,
     CanSnapshotAggregate,
     MetaDomainEvent,
 )
+from eventsourcing.utils import register_topic
 
 
 class TextIdEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):

@@ -884,4 +884,5 @@ def test_the_composite_agrees_with_reading_each_instant_on_its_own(situation):
         if own_limit is not None and cap is not None and abs(own_limit - cap) <= 0.1:
             continue  # too close to tell which one rounding let through
         source = own if own_limit == expected else cap_period
+        assert source is not None
         assert actual.get("numberPhases") == source.get("numberPhases")
