@@ -10,12 +10,17 @@ import secrets
 import sys
 from typing import AsyncIterator, Sequence
 
+import orjson
 from aiohttp import web
 
-from adapters import api, http, websocket
+from adapters import api, http, read_api, websocket
+from adapters.audit import state_at, stored_events_of, verify
 from adapters.central import CentralSystem, Settings
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url
+from adapters.views import charge_point_status, event_view
 from adapters.websocket import CENTRAL
+from domain.timestamps import parse_ocpp_time
+from projections.runner import ReadModels
 
 log = logging.getLogger("csms")
 
@@ -36,6 +41,7 @@ def build_app(store_url: str, settings: Settings, api_token: str) -> web.Applica
     app.cleanup_ctx.append(central_system)
     websocket.add_routes(app)
     http.add_routes(app, api.ROUTES)
+    http.add_routes(app, read_api.ROUTES)
     return app
 
 
@@ -58,6 +64,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--max-frame-size", type=int, default=256 * 1024, metavar="BYTES",
                        help="largest accepted WebSocket message (default %(default)s)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
+
+    store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
+    replay = commands.add_parser("replay", help="print a charge point's history and state, straight from the store")
+    replay.add_argument("charge_point_id")
+    replay.add_argument("--at", help="ISO 8601 moment: replay only up to then")
+    replay.add_argument("--store", **store_option)
+
+    audit = commands.add_parser("audit", help="check the tamper-evident hash chain of stored events")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="recompute the chain; report the first break")
+    verify.add_argument("--chargepoint", help="only this charge point's events")
+    verify.add_argument("--store", **store_option)
+
+    projections = commands.add_parser("projections", help="read-model maintenance")
+    projection_commands = projections.add_subparsers(dest="projections_command", required=True)
+    rebuild = projection_commands.add_parser("rebuild", help="drop every read model and rebuild it from the events")
+    rebuild.add_argument("--store", **store_option)
     return parser.parse_args(argv)
 
 
@@ -89,10 +112,71 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_store(url: str) -> EventStore:
+    try:
+        parse_store_url(url)
+    except StoreUrlError as failure:
+        raise SystemExit(f"csms: {failure}") from None
+    return EventStore(url)
+
+
+def replay(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    try:
+        moment = parse_ocpp_time(args.at) if args.at else None
+        events = list(store.history(args.charge_point_id))
+        if not events:
+            print(f"csms: no charge point {args.charge_point_id} in {args.store}", file=sys.stderr)
+            return 1
+        shown = [event for event in events if moment is None or event.timestamp <= moment]
+        for event in shown:
+            print(orjson.dumps(event_view(event), default=str).decode())
+        aggregate, _ = state_at(events, moment)
+        state = charge_point_status(aggregate) if aggregate is not None else None
+        print(orjson.dumps({"state": state}, default=str, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    finally:
+        store.close()
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    try:
+        result = verify(stored_events_of(store.app.recorder, args.chargepoint), store.app.mapper)
+    finally:
+        store.close()
+    if result.first_break is not None:
+        failure = result.first_break
+        print(f"BROKEN: {failure.aggregate_id} version {failure.version}: {failure.reason}")
+        return 1
+    print(f"OK: {result.events} events in {len(result.aggregates)} chains verified")
+    for aggregate_id, head in sorted(result.aggregates.items()):
+        print(f"  {aggregate_id} head {head}")
+    return 0
+
+
+def rebuild_projections(args: argparse.Namespace) -> int:
+    store = open_store(args.store)
+    try:
+        read_models = ReadModels(store)
+        applied = read_models.rebuild()
+        read_models.db.close()
+    finally:
+        store.close()
+    print(f"rebuilt the read models from {applied} events")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "replay":
+        return replay(args)
+    if args.command == "audit":
+        return audit_verify(args)
+    if args.command == "projections":
+        return rebuild_projections(args)
     return 2
 
 

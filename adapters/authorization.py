@@ -6,13 +6,10 @@ writes go through the registry aggregate and are committed before they count.
 
 from __future__ import annotations
 
-import asyncio
-import copy
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from adapters.group_commit import GroupCommitter
-from adapters.store import ConflictError, EventStore
+from adapters.shared_aggregate import SharedAggregate
 from domain.chargepoint import topic
 from domain.idtags import IdTagRegistry, id_tag_info, tag_key
 
@@ -50,28 +47,17 @@ class ActiveTransactions:
 
 
 class Authorizer:
-    def __init__(self, store: EventStore, committer: GroupCommitter, registry: IdTagRegistry) -> None:
-        self._store = store
-        self._committer = committer
-        self.registry = registry
+    def __init__(self, id_tags: SharedAggregate[IdTagRegistry]) -> None:
+        self.id_tags = id_tags
         self.active = ActiveTransactions()
-        self._write_lock = asyncio.Lock()
+
+    @property
+    def registry(self) -> IdTagRegistry:
+        return self.id_tags.current
 
     def info(self, id_tag: str, now: datetime) -> dict[str, Any]:
         return id_tag_info(self.registry.find(id_tag), now, self.active.is_charging(id_tag))
 
     async def change(self, command: Callable[[IdTagRegistry], Any]) -> Any:
         """Runs an operator's change on the registry, committed before it returns."""
-        async with self._write_lock:
-            # Change a copy, so a refused or failed change leaves what we serve intact.
-            candidate = copy.deepcopy(self.registry)
-            for _ in range(5):
-                result = command(candidate)
-                try:
-                    await self._committer.commit(candidate.collect_events())
-                except ConflictError:
-                    candidate = await asyncio.to_thread(self._store.load_id_tags)
-                    continue
-                self.registry = candidate
-                return result
-            raise ConflictError("the id tag registry kept changing; try again")
+        return await self.id_tags.change(command)

@@ -17,11 +17,15 @@ from adapters.authorization import STARTED, STOPPED, Authorizer
 from adapters.group_commit import GroupCommitter
 from adapters.ocppj import Schemas
 from adapters.passwords import VerifiedPasswords, basic_credentials, hash_password
+from adapters.shared_aggregate import SharedAggregate
 from adapters.store import ConflictError, EventStore
 from adapters.transaction_ids import TransactionIds
 from domain.chargepoint import ChargePoint, topic
+from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.inbound import Facts, VendorHandler
 from domain.redaction import sets_password
+from domain.tariffs import TARIFF_BOOK_ID, TariffBook
+from projections.runner import ReadModels
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +71,19 @@ class CentralSystem:
         self.committer: GroupCommitter
         self.authorizer: Authorizer
         self.transaction_ids: TransactionIds
+        self.tariffs: SharedAggregate[TariffBook]
+        self.read_models: ReadModels
 
     async def start(self) -> None:
         self.schemas.warm()
         self.committer = GroupCommitter(self.store, asyncio.get_running_loop())
-        registry = await asyncio.to_thread(self.store.load_id_tags)
-        self.authorizer = Authorizer(self.store, self.committer, registry)
+        id_tags = SharedAggregate(self.store, self.committer, REGISTRY_ID, lambda: IdTagRegistry(id=REGISTRY_ID))
+        await id_tags.load()
+        self.authorizer = Authorizer(id_tags)
+        self.tariffs = SharedAggregate(
+            self.store, self.committer, TARIFF_BOOK_ID, lambda: TariffBook(id=TARIFF_BOOK_ID)
+        )
+        await self.tariffs.load()
         # Who is charging now, from the history; then kept current by commits.
         started_and_stopped = await asyncio.to_thread(lambda: list(self.store.all_events([STARTED, STOPPED])))
         self.authorizer.active.observe(started_and_stopped)
@@ -83,6 +94,10 @@ class CentralSystem:
         self.transaction_ids = TransactionIds(self.store.side)
         await self.transaction_ids.start()
         await self._mark_offline_after_crash()
+        # Read models follow the store in their own thread, woken by each commit.
+        self.read_models = await asyncio.to_thread(ReadModels, self.store)
+        self.read_models.start(asyncio.get_running_loop())
+        self.committer.add_listener(self.read_models.wake)
 
     def _note_registrations(self, events: Any) -> None:
         for event in events:
@@ -110,6 +125,7 @@ class CentralSystem:
         for actor in list(self.actors.values()):
             await self.disconnect(actor, "central system stopping")
         self.committer.stop()
+        await asyncio.to_thread(self.read_models.stop)
 
     def facts(self) -> Facts:
         now = self.now()

@@ -42,6 +42,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.batches = 0
         self.committed_events = 0
+        self.position = 0  # highest notification id this writer committed
         self._thread.start()
 
     def add_listener(self, listener: CommitListener) -> None:
@@ -82,7 +83,7 @@ class GroupCommitter:
     def _write(self, batch: list[_Pending]) -> list[BaseException | None]:
         outcomes: list[BaseException | None]
         try:
-            self._store.commit([event for item in batch for event in item.events])
+            position = self._store.commit([event for item in batch for event in item.events])
         except ConflictError as error:
             # Someone's events lost a race; find whose, so the rest still commit.
             outcomes = [self._write_one(item) for item in batch] if len(batch) > 1 else [error]
@@ -91,6 +92,7 @@ class GroupCommitter:
             return [error] * len(batch)
         else:
             outcomes = [None] * len(batch)
+            self.position = max(self.position, position)
         self.batches += 1
         for item, outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
@@ -101,9 +103,10 @@ class GroupCommitter:
 
     def _write_one(self, item: _Pending) -> BaseException | None:
         try:
-            self._store.commit(item.events)
+            position = self._store.commit(item.events)
         except Exception as error:
             return error
+        self.position = max(self.position, position)
         return None
 
     def _snapshot(self, aggregate: Any) -> None:

@@ -10,13 +10,14 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import CanMutateAggregate
-from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 
+from adapters.audit import ChainingMapper
 from adapters.transcoder import MsgpackTranscoder
 from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry
@@ -90,6 +91,9 @@ class CentralSystemApplication(Application[str]):
 
     def construct_transcoder(self) -> Transcoder:
         return MsgpackTranscoder()
+
+    def construct_mapper(self) -> Mapper[str]:
+        return ChainingMapper(transcoder=self.construct_transcoder())
 
 
 def _project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -169,6 +173,8 @@ class EventStore:
             directory = os.path.dirname(os.path.abspath(self.config.sqlite_path))
             os.makedirs(directory, exist_ok=True)
         self.app = CentralSystemApplication(env=self.config.env)
+        self.chain: ChainingMapper = self.app.mapper  # type: ignore[assignment]
+        self.chain.recorder = self.app.recorder
         self.side = SideTables(self.config)
 
     def load(self, aggregate_id: str) -> Any | None:
@@ -180,17 +186,37 @@ class EventStore:
     def load_charge_point(self, charge_point_id: str) -> ChargePoint | None:
         return self.load(charge_point_id)
 
-    def load_id_tags(self) -> IdTagRegistry:
-        registry = self.load(REGISTRY_ID)
-        if registry is None:
-            registry = IdTagRegistry(id=REGISTRY_ID)
-            self.commit(registry.collect_events())
-        return registry
+    def load_or_create(self, aggregate_id: str, create: Callable[[], Any]) -> Any:
+        """Loads a node-wide aggregate, creating (and storing) it on first use."""
+        aggregate = self.load(aggregate_id)
+        if aggregate is None:
+            aggregate = create()
+            try:
+                self.commit(aggregate.collect_events())
+            except ConflictError:  # created a moment ago by another node
+                aggregate = self.load(aggregate_id)
+        return aggregate
 
-    def commit(self, events: Sequence[CanMutateAggregate[str]]) -> None:
-        """Writes the events in one transaction; raises ConflictError on a race."""
-        if events:
-            self.app.events.put(list(events))
+    def load_id_tags(self) -> IdTagRegistry:
+        return self.load_or_create(REGISTRY_ID, lambda: IdTagRegistry(id=REGISTRY_ID))
+
+    def commit(self, events: Sequence[CanMutateAggregate[str]]) -> int:
+        """Writes the events in one transaction; raises ConflictError on a race.
+
+        Returns the highest notification id written (0 if none), the position
+        a reader must reach to see these events.
+        """
+        if not events:
+            return 0
+        # Chain hashes are computed while mapping; they become heads only if committed.
+        with self.chain.lock:
+            try:
+                recordings = self.app.events.put(list(events))
+            except BaseException:
+                self.chain.discard()
+                raise
+            self.chain.confirm()
+        return max((r.notification.id for r in recordings), default=0)
 
     def snapshot(self, aggregate: Any) -> None:
         """Stores the aggregate's current state so later loads skip its history."""

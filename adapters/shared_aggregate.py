@@ -1,0 +1,52 @@
+"""An aggregate the whole node shares (id tags, tariffs).
+
+Reads come from memory; operator changes run one at a time on a copy, are
+committed, and only then replace what is served. A conflicting write (another
+node) reloads and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any, Callable, Generic, TypeVar
+
+from adapters.group_commit import GroupCommitter
+from adapters.store import ConflictError, EventStore
+
+A = TypeVar("A")
+MAX_RETRIES = 5
+
+
+class SharedAggregate(Generic[A]):
+    def __init__(self, store: EventStore, committer: GroupCommitter, aggregate_id: str,
+                 create: Callable[[], A]) -> None:
+        self._store = store
+        self._committer = committer
+        self._id = aggregate_id
+        self._create = create
+        self._lock = asyncio.Lock()
+        self.current: A
+
+    def _load(self) -> A:
+        return self._store.load_or_create(self._id, self._create)
+
+    async def load(self) -> A:
+        self.current = await asyncio.to_thread(self._load)
+        return self.current
+
+    async def change(self, command: Callable[[A], Any]) -> Any:
+        """Runs ``command`` on the aggregate; returns its result once committed."""
+        async with self._lock:
+            # A copy, so a refused or failed change leaves what we serve intact.
+            candidate = copy.deepcopy(self.current)
+            for _ in range(MAX_RETRIES):
+                result = command(candidate)
+                try:
+                    await self._committer.commit(candidate.collect_events())  # type: ignore[attr-defined]
+                except ConflictError:
+                    candidate = await asyncio.to_thread(self._load)
+                    continue
+                self.current = candidate
+                return result
+            raise ConflictError(f"{self._id} kept changing; try again")

@@ -1,0 +1,236 @@
+"""Billing read model: one row per transaction, tariffs, and daily usage.
+
+Timestamps from the payloads are the truth (offline transactions arrive
+late and back-dated). Energy is meterStop - meterStart in Wh, never negative;
+anomalies are flagged, not hidden. Cost uses the tariff in force when the
+transaction started, and is computed once, when it completes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable
+
+from domain.tariffs import DEFAULT_SCOPE, session_cost
+from domain.timestamps import parse_ocpp_time
+from projections.database import Sql
+
+TABLES = {
+    "billing_transactions": """
+        CREATE TABLE IF NOT EXISTS billing_transactions (
+            transaction_id {bigint} PRIMARY KEY,
+            charge_point_id TEXT NOT NULL,
+            connector_id INTEGER,
+            id_tag TEXT,
+            parent_id_tag TEXT,
+            id_tag_status TEXT,
+            reservation_id INTEGER,
+            start_timestamp {ts},
+            stop_timestamp {ts},
+            meter_start {bigint},
+            meter_stop {bigint},
+            energy_wh {bigint},
+            duration_seconds {bigint},
+            stop_reason TEXT,
+            status TEXT NOT NULL,
+            flags TEXT NOT NULL,
+            cost {money},
+            currency TEXT,
+            tariff_scope TEXT
+        );
+        CREATE INDEX IF NOT EXISTS billing_transactions_by_charge_point
+            ON billing_transactions (charge_point_id, start_timestamp)""",
+    "tariff_history": """
+        CREATE TABLE IF NOT EXISTS tariff_history (
+            scope TEXT NOT NULL,
+            effective_from {ts} NOT NULL,
+            price_per_kwh {money} NOT NULL,
+            price_per_minute {money} NOT NULL,
+            session_fee {money} NOT NULL,
+            currency TEXT NOT NULL,
+            PRIMARY KEY (scope, effective_from)
+        )""",
+    "daily_usage": """
+        CREATE TABLE IF NOT EXISTS daily_usage (
+            charge_point_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            sessions INTEGER NOT NULL,
+            energy_wh {bigint} NOT NULL,
+            charging_seconds {bigint} NOT NULL,
+            PRIMARY KEY (charge_point_id, day)
+        )""",
+    "daily_utilisation_view": """
+        {create_view} daily_utilisation_view AS
+        SELECT d.charge_point_id, d.day, d.sessions, d.energy_wh, d.charging_seconds,
+               1.0 * d.charging_seconds / (86400.0 * (
+                   SELECT CASE WHEN COUNT(*) = 0 THEN 1 ELSE COUNT(*) END
+                   FROM cp_connectors c
+                   WHERE c.charge_point_id = d.charge_point_id AND c.connector_id > 0)) AS utilisation
+        FROM daily_usage d""",
+}
+
+Handler = Callable[[Any, Sql], None]
+
+
+def on_transaction_started(event: Any, sql: Sql) -> None:
+    request, info = event.request, event.reply["idTagInfo"]
+    sql.run(
+        "INSERT INTO billing_transactions (transaction_id, charge_point_id, connector_id, id_tag, parent_id_tag,"
+        " id_tag_status, reservation_id, start_timestamp, meter_start, status, flags)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO NOTHING",
+        (
+            event.transaction_id,
+            event.originator_id,
+            request["connectorId"],
+            request["idTag"],
+            info.get("parentIdTag"),
+            info["status"],
+            request.get("reservationId"),
+            parse_ocpp_time(request["timestamp"]),
+            request["meterStart"],
+            "active",
+            ",".join(event.flags),
+        ),
+    )
+
+
+def on_transaction_stopped(event: Any, sql: Sql) -> None:
+    request = event.request
+    row = sql.one("SELECT * FROM billing_transactions WHERE transaction_id = ?", (request["transactionId"],))
+    stopped_at = parse_ocpp_time(request["timestamp"])
+    if row is None:
+        # A stop for a transaction we never saw start: kept so nothing is lost.
+        sql.run(
+            "INSERT INTO billing_transactions (transaction_id, charge_point_id, id_tag, stop_timestamp, meter_stop,"
+            " stop_reason, status, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                request["transactionId"],
+                event.originator_id,
+                request.get("idTag"),
+                stopped_at,
+                request["meterStop"],
+                request.get("reason", "Local"),
+                "flagged",
+                "unknown_transaction",
+            ),
+        )
+        return
+    if row["status"] != "active":
+        return  # a repeated stop: the first one is the bill
+    flags = [flag for flag in (row["flags"] or "").split(",") if flag]
+    energy_wh = request["meterStop"] - row["meter_start"]
+    if energy_wh < 0:
+        flags.append("meter_went_backwards")
+        energy_wh = 0
+    started_at = _as_datetime(row["start_timestamp"])
+    duration = int((stopped_at - started_at).total_seconds())
+    if duration < 0:
+        flags.append("stopped_before_started")
+        duration = 0
+    tariff = _tariff_in_force(sql, event.originator_id, started_at)
+    cost = session_cost(tariff, energy_wh, duration) if tariff else None
+    sql.run(
+        "UPDATE billing_transactions SET stop_timestamp = ?, meter_stop = ?, energy_wh = ?, duration_seconds = ?,"
+        " stop_reason = ?, status = ?, flags = ?, cost = ?, currency = ?, tariff_scope = ? WHERE transaction_id = ?",
+        (
+            stopped_at,
+            request["meterStop"],
+            energy_wh,
+            duration,
+            request.get("reason", "Local"),
+            "flagged" if flags else "completed",
+            ",".join(flags),
+            cost,
+            tariff["currency"] if tariff else None,
+            tariff["scope"] if tariff else None,
+            request["transactionId"],
+        ),
+    )
+    _add_daily_usage(sql, event.originator_id, started_at, energy_wh, duration)
+
+
+def _tariff_in_force(sql: Sql, charge_point_id: str, moment: datetime) -> dict[str, Any] | None:
+    for scope in (charge_point_id, DEFAULT_SCOPE):
+        row = sql.one(
+            "SELECT * FROM tariff_history WHERE scope = ? AND effective_from <= ?"
+            " ORDER BY effective_from DESC LIMIT 1",
+            (scope, moment),
+        )
+        if row is not None:
+            return {
+                "scope": scope,
+                "pricePerKwh": str(row["price_per_kwh"]),
+                "pricePerMinute": str(row["price_per_minute"]),
+                "sessionFee": str(row["session_fee"]),
+                "currency": row["currency"],
+            }
+    return None
+
+
+def _add_daily_usage(sql: Sql, charge_point_id: str, started_at: datetime, energy_wh: int, seconds: int) -> None:
+    # A session counts on the (UTC) day it started.
+    day = started_at.date().isoformat()
+    sql.run(
+        "INSERT INTO daily_usage (charge_point_id, day, sessions, energy_wh, charging_seconds) VALUES (?, ?, 1, ?, ?)"
+        " ON CONFLICT (charge_point_id, day) DO UPDATE SET sessions = daily_usage.sessions + 1,"
+        " energy_wh = daily_usage.energy_wh + excluded.energy_wh,"
+        " charging_seconds = daily_usage.charging_seconds + excluded.charging_seconds",
+        (charge_point_id, day, energy_wh, seconds),
+    )
+
+
+def on_tariff_set(event: Any, sql: Sql) -> None:
+    tariff = event.tariff
+    sql.run(
+        "INSERT INTO tariff_history (scope, effective_from, price_per_kwh, price_per_minute, session_fee, currency)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.scope,
+            event.effective_from,
+            Decimal(tariff["pricePerKwh"]),
+            Decimal(tariff["pricePerMinute"]),
+            Decimal(tariff["sessionFee"]),
+            tariff["currency"],
+        ),
+    )
+
+
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else parse_ocpp_time(value)
+
+
+HANDLERS: dict[str, Handler] = {
+    "TransactionStarted": on_transaction_started,
+    "TransactionStopped": on_transaction_stopped,
+}
+TARIFF_HANDLERS: dict[str, Handler] = {"TariffSet": on_tariff_set}
+
+
+def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "transactionId": row["transaction_id"],
+        "chargePointId": row["charge_point_id"],
+        "connectorId": row["connector_id"],
+        "idTag": row["id_tag"],
+        "parentIdTag": row["parent_id_tag"],
+        "idTagStatus": row["id_tag_status"],
+        "reservationId": row["reservation_id"],
+        "startTimestamp": _iso(row["start_timestamp"]),
+        "stopTimestamp": _iso(row["stop_timestamp"]),
+        "meterStart": row["meter_start"],
+        "meterStop": row["meter_stop"],
+        "energyWh": row["energy_wh"],
+        "durationSeconds": row["duration_seconds"],
+        "stopReason": row["stop_reason"],
+        "status": row["status"],
+        "flags": [flag for flag in (row["flags"] or "").split(",") if flag],
+        "cost": None if row["cost"] is None else str(Decimal(str(row["cost"])).quantize(Decimal("0.01"))),
+        "currency": row["currency"],
+    }
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return _as_datetime(value).isoformat()

@@ -1,0 +1,144 @@
+"""The read-model database: the library's tracking recorder plus our tables.
+
+Each batch of events is applied to the read-model tables and its tracking
+position recorded in ONE transaction, so every event counts exactly once,
+even across crashes. Read models live in the same database as the events
+(a separate in-memory SQLite database for the ``memory:`` store).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Sequence
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+
+from adapters.store import StoreConfig
+
+TRACKING_NAME = "ReadModels"
+
+# Column types by dialect: timestamps are real timestamps in PostgreSQL and
+# ISO 8601 UTC text in SQLite (which sorts and compares correctly).
+TYPES = {
+    "sqlite": {
+        "ts": "TEXT", "money": "TEXT", "bool": "INTEGER", "bigint": "INTEGER", "json": "TEXT",
+        "create_view": "CREATE VIEW IF NOT EXISTS",
+    },
+    "postgresql": {
+        "ts": "TIMESTAMPTZ", "money": "NUMERIC", "bool": "BOOLEAN", "bigint": "BIGINT", "json": "JSONB",
+        "create_view": "CREATE OR REPLACE VIEW",
+    },
+}
+
+
+class Sql:
+    """One open transaction on the read models, in either dialect.
+
+    SQL is written with ``?`` placeholders; values are converted to what the
+    dialect stores (datetimes and decimals as text in SQLite).
+    """
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        # The library wraps sqlite3's cursor; we need the real one's description.
+        self.cursor = getattr(cursor, "sqlite_cursor", cursor)
+        self.dialect = dialect
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+            values = list(params)
+        else:
+            values = [_sqlite_value(value) for value in params]
+        self.cursor.execute(sql, values)
+        if self.cursor.description is None:
+            return []
+        rows = self.cursor.fetchall()
+        return [dict(row) for row in rows]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.run(sql, params)
+        return rows[0] if rows else None
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+class _SQLiteReadModels(SQLiteTrackingRecorder):
+    pass
+
+
+class _PostgresReadModels(PostgresTrackingRecorder):
+    pass
+
+
+class ReadModelDatabase:
+    def __init__(self, config: StoreConfig, tables: dict[str, str]) -> None:
+        self.dialect = "postgresql" if config.kind == "postgresql" else "sqlite"
+        self.tables = tables
+        self.recorder: Any
+        if config.kind == "postgresql":
+            env = config.env
+            self.datastore: Any = PostgresDatastore(
+                env["POSTGRES_DBNAME"],
+                env["POSTGRES_HOST"],
+                env["POSTGRES_PORT"],
+                env["POSTGRES_USER"],
+                env["POSTGRES_PASSWORD"],
+                pool_size=2,
+            )
+            self.recorder = _PostgresReadModels(self.datastore)
+        else:
+            name = config.sqlite_path or f"file:csms_read_models_{uuid.uuid4().hex}?mode=memory&cache=shared"
+            self.datastore = SQLiteDatastore(name, lock_timeout=30)
+            self.recorder = _SQLiteReadModels(self.datastore)
+        self.recorder.create_table()
+        self.create_tables()
+
+    def ddl(self, template: str) -> str:
+        return template.format(**TYPES[self.dialect])
+
+    def create_tables(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for template in self.tables.values():
+                for statement in self.ddl(template).split(";"):
+                    if statement.strip():
+                        cursor.execute(statement)
+
+    def drop_tables(self) -> None:
+        """Forgets every read model and the position, for a rebuild from event one."""
+        with self.datastore.transaction(commit=True) as cursor:
+            for name in reversed(list(self.tables)):  # views before the tables they read
+                kind = "VIEW" if name.endswith("_view") else "TABLE"
+                cursor.execute(f"DROP {kind} IF EXISTS {name}")
+            table = "tracking" if self.dialect == "sqlite" else "notification_tracking"
+            delete = _placeholders(f"DELETE FROM {table} WHERE application_name = ?", self.dialect)
+            cursor.execute(delete, [TRACKING_NAME])
+
+    def position(self) -> int:
+        return self.recorder.max_tracking_id(TRACKING_NAME) or 0
+
+    def apply(self, apply_all: Callable[[Sql], None], last_notification_id: int) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            apply_all(Sql(cursor, self.dialect))
+            self.recorder._insert_tracking(cursor, Tracking(TRACKING_NAME, last_notification_id))
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            return Sql(cursor, self.dialect).run(sql, list(params))
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+def _placeholders(sql: str, dialect: str) -> str:
+    return sql.replace("?", "%s") if dialect == "postgresql" else sql
+

@@ -1,0 +1,149 @@
+"""Keeps every read model caught up with the event store.
+
+A thread follows the application sequence (notification ids) from the
+tracked position. It is woken after each group commit and also looks every
+second, for events other writers (another node, a rebuild) stored. SQLite
+has no subscription at all, so one polling follower serves both stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from typing import Any, Callable
+
+from adapters.store import EventStore
+from domain.chargepoint import topic
+from domain.tariffs import TariffBook
+from projections import billing, status
+from projections.database import ReadModelDatabase, Sql
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+Handler = Callable[[Any, Sql], None]
+
+TABLES = {**status.TABLES, **billing.TABLES}
+
+
+def handlers_by_topic() -> dict[str, list[Handler]]:
+    table: dict[str, list[Handler]] = {}
+    for module_handlers in (status.HANDLERS, billing.HANDLERS):
+        for name, handler in module_handlers.items():
+            table.setdefault(topic(name), []).append(handler)
+    for name, handler in billing.TARIFF_HANDLERS.items():
+        table.setdefault(f"{TariffBook.TOPIC}.{name}", []).append(handler)
+    return table
+
+
+def _apply(work: list[tuple[Any, list[Handler]]], sql: Sql) -> None:
+    for event, handlers in work:
+        for handler in handlers:
+            handler(event, sql)
+
+
+class ReadModels:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.db = ReadModelDatabase(store.config, TABLES)
+        self.handlers = handlers_by_topic()
+        self.position = self.db.position()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # ---- following the store ------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Applies everything stored after our position; returns how many events."""
+        applied = 0
+        while True:
+            notifications = self.store.app.recorder.select_notifications(start=self.position + 1, limit=BATCH)
+            if not notifications:
+                return applied
+            mapper = self.store.app.mapper
+            work = [
+                (mapper.to_domain_event(n), self.handlers[n.topic])
+                for n in notifications
+                if n.topic in self.handlers
+            ]
+
+            last = notifications[-1].id
+            self.db.apply(functools.partial(_apply, work), last)
+            self.position = last
+            applied += len(notifications)
+            self._announce(last)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._follow, name="read-models", daemon=True)
+        self._thread.start()
+
+    def wake(self, _events: Any = None) -> None:
+        """Called after each group commit: there is something new to read."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.db.close()
+
+    def _follow(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                self.catch_up()
+            except Exception:
+                # The events are safe; the read model retries from its position.
+                log.exception("read models could not apply events after %d", self.position)
+                self._stopping.wait(1.0)
+
+    def lag(self) -> int:
+        newest = self.store.app.recorder.max_notification_id() or 0
+        return max(0, newest - self.position)
+
+    # ---- read your own writes -------------------------------------------------
+
+    def _announce(self, position: int) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release, position)
+
+    def _release(self, position: int) -> None:
+        still_waiting = []
+        for target, future in self._waiters:
+            if target <= position:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still_waiting.append((target, future))
+        self._waiters = still_waiting
+
+    async def reached(self, target: int, timeout: float = 5.0) -> bool:
+        """Waits until everything up to ``target`` is in the read models."""
+        if target <= self.position:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        self._wake.set()
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return self.db.query(sql, params)
+
+    def rebuild(self) -> int:
+        """Drops every read model and replays the whole store into fresh tables."""
+        self.db.drop_tables()
+        self.db.create_tables()
+        self.position = 0
+        return self.catch_up()

@@ -1,0 +1,222 @@
+"""Status read model: one row per charge point, one per connector.
+
+What operators see at GET /api/chargepoints: online or not, last seen, boot
+information, firmware and diagnostics status, local list version, and each
+connector's status and current transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+
+from projections.database import Sql
+
+TABLES = {
+    "cp_status": """
+        CREATE TABLE IF NOT EXISTS cp_status (
+            charge_point_id TEXT PRIMARY KEY,
+            description TEXT,
+            registered_at {ts},
+            online {bool} NOT NULL,
+            last_seen {ts},
+            vendor TEXT,
+            model TEXT,
+            serial_number TEXT,
+            firmware_version TEXT,
+            firmware_status TEXT,
+            diagnostics_status TEXT,
+            local_list_version INTEGER,
+            boot_info {json}
+        )""",
+    "cp_connectors": """
+        CREATE TABLE IF NOT EXISTS cp_connectors (
+            charge_point_id TEXT NOT NULL,
+            connector_id INTEGER NOT NULL,
+            status TEXT,
+            error_code TEXT,
+            info TEXT,
+            vendor_error_code TEXT,
+            status_timestamp TEXT,
+            transaction_id {bigint},
+            PRIMARY KEY (charge_point_id, connector_id)
+        )""",
+}
+
+Handler = Callable[[Any, Sql], None]
+
+
+def _touch(event: Any, sql: Sql) -> None:
+    """Any message from the charge point means it was seen just now."""
+    seen = getattr(event, "received_at", None)
+    if seen is not None:
+        sql.run("UPDATE cp_status SET last_seen = ? WHERE charge_point_id = ?", (seen, event.originator_id))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def on_registered(event: Any, sql: Sql) -> None:
+    sql.run(
+        "INSERT INTO cp_status (charge_point_id, description, registered_at, online) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (charge_point_id) DO NOTHING",
+        (event.originator_id, event.description, event.timestamp, False),
+    )
+
+
+def on_details_updated(event: Any, sql: Sql) -> None:
+    sql.run("UPDATE cp_status SET description = ? WHERE charge_point_id = ?", (event.description, event.originator_id))
+
+
+def on_connected(event: Any, sql: Sql) -> None:
+    sql.run(
+        "UPDATE cp_status SET online = ?, last_seen = ? WHERE charge_point_id = ?",
+        (True, event.connected_at, event.originator_id),
+    )
+
+
+def on_disconnected(event: Any, sql: Sql) -> None:
+    sql.run("UPDATE cp_status SET online = ? WHERE charge_point_id = ?", (False, event.originator_id))
+
+
+def on_booted(event: Any, sql: Sql) -> None:
+    request = event.request
+    sql.run(
+        "UPDATE cp_status SET vendor = ?, model = ?, serial_number = ?, firmware_version = ?, boot_info = ?,"
+        " last_seen = ? WHERE charge_point_id = ?",
+        (
+            request.get("chargePointVendor"),
+            request.get("chargePointModel"),
+            request.get("chargePointSerialNumber"),
+            request.get("firmwareVersion"),
+            _json(request),
+            event.received_at,
+            event.originator_id,
+        ),
+    )
+
+
+def _connector_row(sql: Sql, charge_point_id: str, connector_id: int) -> None:
+    sql.run(
+        "INSERT INTO cp_connectors (charge_point_id, connector_id) VALUES (?, ?)"
+        " ON CONFLICT (charge_point_id, connector_id) DO NOTHING",
+        (charge_point_id, connector_id),
+    )
+
+
+def on_connector_status(event: Any, sql: Sql) -> None:
+    request = event.request
+    _connector_row(sql, event.originator_id, request["connectorId"])
+    sql.run(
+        "UPDATE cp_connectors SET status = ?, error_code = ?, info = ?, vendor_error_code = ?, status_timestamp = ?"
+        " WHERE charge_point_id = ? AND connector_id = ?",
+        (
+            request["status"],
+            request["errorCode"],
+            request.get("info"),
+            request.get("vendorErrorCode"),
+            request.get("timestamp") or event.received_at.isoformat(),
+            event.originator_id,
+            request["connectorId"],
+        ),
+    )
+    _touch(event, sql)
+
+
+def on_transaction_started(event: Any, sql: Sql) -> None:
+    connector_id = event.request["connectorId"]
+    _connector_row(sql, event.originator_id, connector_id)
+    sql.run(
+        "UPDATE cp_connectors SET transaction_id = ? WHERE charge_point_id = ? AND connector_id = ?",
+        (event.transaction_id, event.originator_id, connector_id),
+    )
+    _touch(event, sql)
+
+
+def on_transaction_stopped(event: Any, sql: Sql) -> None:
+    sql.run(
+        "UPDATE cp_connectors SET transaction_id = NULL WHERE charge_point_id = ? AND transaction_id = ?",
+        (event.originator_id, event.request["transactionId"]),
+    )
+    _touch(event, sql)
+
+
+def on_firmware_status(event: Any, sql: Sql) -> None:
+    sql.run(
+        "UPDATE cp_status SET firmware_status = ? WHERE charge_point_id = ?",
+        (event.request["status"], event.originator_id),
+    )
+    _touch(event, sql)
+
+
+def on_diagnostics_status(event: Any, sql: Sql) -> None:
+    sql.run(
+        "UPDATE cp_status SET diagnostics_status = ? WHERE charge_point_id = ?",
+        (event.request["status"], event.originator_id),
+    )
+    _touch(event, sql)
+
+
+def on_call_answered(event: Any, sql: Sql) -> None:
+    version = None
+    if event.action == "GetLocalListVersion":
+        version = event.reply.get("listVersion")
+    elif event.action == "SendLocalList" and event.reply.get("status") == "Accepted":
+        version = event.request.get("listVersion")
+    if version is not None:
+        sql.run(
+            "UPDATE cp_status SET local_list_version = ? WHERE charge_point_id = ?",
+            (version, event.originator_id),
+        )
+    _touch(event, sql)
+
+
+HANDLERS: dict[str, Handler] = {
+    "Registered": on_registered,
+    "DetailsUpdated": on_details_updated,
+    "Connected": on_connected,
+    "Disconnected": on_disconnected,
+    "Booted": on_booted,
+    "HeartbeatReceived": _touch,
+    "AuthorizationChecked": _touch,
+    "ConnectorStatusChanged": on_connector_status,
+    "TransactionStarted": on_transaction_started,
+    "TransactionStartRepeated": _touch,
+    "TransactionStopped": on_transaction_stopped,
+    "MeterValuesReceived": _touch,
+    "DataTransferReceived": _touch,
+    "FirmwareStatusReported": on_firmware_status,
+    "DiagnosticsStatusReported": on_diagnostics_status,
+    "CallAnswered": on_call_answered,
+    "CallFailed": _touch,
+}
+
+
+def status_view(row: dict[str, Any], connectors: list[dict[str, Any]]) -> dict[str, Any]:
+    """A cp_status row and its connectors, as the API shows them."""
+    return {
+        "id": row["charge_point_id"],
+        "description": row["description"],
+        "online": bool(row["online"]),
+        "lastSeen": row["last_seen"],
+        "vendor": row["vendor"],
+        "model": row["model"],
+        "serialNumber": row["serial_number"],
+        "firmwareVersion": row["firmware_version"],
+        "firmwareStatus": row["firmware_status"],
+        "diagnosticsStatus": row["diagnostics_status"],
+        "localListVersion": row["local_list_version"],
+        "connectors": {
+            str(c["connector_id"]): {
+                "status": c["status"],
+                "errorCode": c["error_code"],
+                "info": c["info"],
+                "vendorErrorCode": c["vendor_error_code"],
+                "timestamp": c["status_timestamp"],
+                "transactionId": c["transaction_id"],
+            }
+            for c in connectors
+        },
+    }
