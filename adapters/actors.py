@@ -131,6 +131,7 @@ class ChargePointActor:
         self._pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.stopped = False
+        self._closing = False  # no new jobs enter the mailbox once set
         self.gone = asyncio.Event()  # set once its disconnection is recorded
 
     # ---- life cycle --------------------------------------------------------
@@ -151,6 +152,7 @@ class ChargePointActor:
 
     async def stop(self) -> None:
         """Lets queued jobs finish, then ends; a pending call fails as disconnected."""
+        self._closing = True
         if self._pending is not None and not self._pending[1].done():
             self._pending[1].set_exception(NotConnected(self.id))
         self._mailbox.put_nowait(None)
@@ -165,7 +167,11 @@ class ChargePointActor:
 
     async def ask(self, job: Callable[[], Awaitable[T]]) -> T:
         """Runs ``job`` in the mailbox's order and returns its result."""
-        if self.stopped:
+        if self._closing:
+            # Nothing queued after the stop mark would run: wait for the mailbox
+            # to drain, then run the job directly, still one at a time.
+            if self._task is not None:
+                await asyncio.shield(self._task)
             return await job()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
@@ -183,6 +189,13 @@ class ChargePointActor:
         return await future
 
     async def execute(self, command: Command[T]) -> T:
+        if self._closing:
+            # After the stop mark (e.g. a call failing because the socket went):
+            # let the mailbox drain, then write through whoever owns the
+            # charge point now, a new connection's actor or a one-off handle.
+            if self._task is not None:
+                await asyncio.shield(self._task)
+            return await self.central.execute(self.id, command)
         return await self.ask(lambda: self.handle.execute(command))
 
     # ---- frames from the charge point -----------------------------------------

@@ -7,7 +7,7 @@ writes go through the registry aggregate and are committed before they count.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from adapters.shared_aggregate import SharedAggregate
 from domain.chargepoint import topic
@@ -41,6 +41,13 @@ class ActiveTransactions:
                     self._count[key] -= 1
                     if not self._count[key]:
                         del self._count[key]
+
+    def load(self, active: Iterable[tuple[int, str]]) -> None:
+        """Starts from (transactionId, idTag) pairs of accepted, unfinished transactions."""
+        for transaction_id, id_tag in active:
+            key = tag_key(id_tag)
+            self._tag_of[transaction_id] = key
+            self._count[key] = self._count.get(key, 0) + 1
 
     def is_charging(self, id_tag: str) -> bool:
         return tag_key(id_tag) in self._count

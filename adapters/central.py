@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Any, Callable
 
 from adapters.actors import AggregateHandle, ChargePointActor, Command, NotConnected, T
-from adapters.authorization import STARTED, STOPPED, Authorizer
+from adapters.authorization import Authorizer
 from adapters.group_commit import GroupCommitter
 from adapters.ocppj import Schemas
 from adapters.passwords import VerifiedPasswords, basic_credentials, hash_password
 from adapters.shared_aggregate import SharedAggregate
 from adapters.store import ConflictError, EventStore
 from adapters.transaction_ids import TransactionIds
-from domain.chargepoint import ChargePoint, topic
+from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.inbound import Facts, VendorHandler
 from domain.redaction import sets_password
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 # OCPP identities are CiString48-ish; we refuse what cannot be a URL path segment.
 CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9._:\-*+~@|]{1,48}$")
 TAKEOVER_WAIT = 10.0
-REGISTERED = ChargePoint.Registered.TOPIC
 
 
 @dataclass(frozen=True)
@@ -84,18 +83,26 @@ class CentralSystem:
             self.store, self.committer, TARIFF_BOOK_ID, lambda: TariffBook(id=TARIFF_BOOK_ID)
         )
         await self.tariffs.load()
-        # Who is charging now, from the history; then kept current by commits.
-        started_and_stopped = await asyncio.to_thread(lambda: list(self.store.all_events([STARTED, STOPPED])))
-        self.authorizer.active.observe(started_and_stopped)
+        # The read models are caught up first: they tell who is registered, who
+        # is charging and who was left online, without scanning the history.
+        self.read_models = await asyncio.to_thread(ReadModels, self.store)
+        await asyncio.to_thread(self.read_models.catch_up)
+        rows = await asyncio.to_thread(
+            self.read_models.query,
+            "SELECT transaction_id, id_tag FROM billing_transactions WHERE status = 'active' AND id_tag_status = ?",
+            ["Accepted"],
+        )
+        self.authorizer.active.load((row["transaction_id"], row["id_tag"]) for row in rows)
         self.committer.add_listener(self.authorizer.active.observe)
-        registrations = await asyncio.to_thread(lambda: list(self.store.all_events([REGISTERED])))
-        self._note_registrations(registrations)
+        rows = await asyncio.to_thread(self.read_models.query, "SELECT charge_point_id, online FROM cp_status")
+        self.registered.update(row["charge_point_id"] for row in rows)
         self.committer.add_listener(self._note_registrations)
         self.transaction_ids = TransactionIds(self.store.side)
         await self.transaction_ids.start()
-        await self._mark_offline_after_crash()
-        # Read models follow the store in their own thread, woken by each commit.
-        self.read_models = await asyncio.to_thread(ReadModels, self.store)
+        for row in rows:
+            if row["online"]:
+                await self._mark_offline(row["charge_point_id"])
+        # From now on the read models follow the store in their own thread.
         self.read_models.start(asyncio.get_running_loop())
         self.committer.add_listener(self.read_models.wake)
 
@@ -104,20 +111,12 @@ class CentralSystem:
             if isinstance(event, ChargePoint.Registered):
                 self.registered.add(event.originator_id)
 
-    async def _mark_offline_after_crash(self) -> None:
+    async def _mark_offline(self, charge_point_id: str) -> None:
         """A charge point left online by a crash is offline until it reconnects."""
-        online = await asyncio.to_thread(self._charge_points_left_online)
-        for charge_point_id in online:
-            await self.execute(
-                charge_point_id,
-                lambda cp: cp.disconnect(reason="central system restarted", disconnected_at=self.now()),
-            )
-
-    def _charge_points_left_online(self) -> list[str]:
-        last_seen: dict[str, bool] = {}
-        for event in self.store.all_events([topic("Connected"), topic("Disconnected")]):
-            last_seen[event.originator_id] = event.TOPIC == topic("Connected")
-        return [charge_point_id for charge_point_id, online in last_seen.items() if online]
+        await self.execute(
+            charge_point_id,
+            lambda cp: cp.disconnect(reason="central system restarted", disconnected_at=self.now()),
+        )
 
     async def stop(self) -> None:
         for actor in list(self.actors.values()):

@@ -96,7 +96,6 @@ class ReadModels:
 
     def _follow(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(timeout=1.0)
             self._wake.clear()
             try:
                 self.catch_up()
@@ -104,6 +103,7 @@ class ReadModels:
                 # The events are safe; the read model retries from its position.
                 log.exception("read models could not apply events after %d", self.position)
                 self._stopping.wait(1.0)
+            self._wake.wait(timeout=1.0)
 
     def lag(self) -> int:
         newest = self.store.app.recorder.max_notification_id() or 0
