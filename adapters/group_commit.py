@@ -43,6 +43,7 @@ class GroupCommitter:
         self.batches = 0
         self.committed_events = 0
         self.position = 0  # highest notification id this writer committed
+        self._stopped = False
         self._thread.start()
 
     def add_listener(self, listener: CommitListener) -> None:
@@ -53,11 +54,14 @@ class GroupCommitter:
         """Returns once the events are durably stored; raises ConflictError on a race."""
         if not events:
             return
+        if self._stopped:
+            raise RuntimeError("the group committer is stopped; nothing more is stored")
         future = self._loop.create_future()
         self._queue.put(_Pending(events, snapshot_of, future))
         await future
 
     def stop(self) -> None:
+        self._stopped = True
         self._queue.put(_STOP)
         self._thread.join()
 

@@ -9,6 +9,7 @@ import hmac
 import secrets
 
 ITERATIONS = 60_000
+MAX_ITERATIONS = 10_000_000
 SCHEME = "pbkdf2_sha256"
 
 
@@ -21,9 +22,12 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, stored: str) -> bool:
     try:
         scheme, iterations, salt, digest = stored.split("$")
+        rounds = int(iterations)
+        if not 0 < rounds <= MAX_ITERATIONS:
+            return False  # a corrupt row refuses the charge point; it must not hang or crash
         expected = bytes.fromhex(digest)
-        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations))
-    except ValueError:
+        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), rounds)
+    except (ValueError, OverflowError):
         return False
     return scheme == SCHEME and hmac.compare_digest(candidate, expected)
 

@@ -1,0 +1,170 @@
+"""Group commit: one writer thread, many actors' events per transaction (adapters/group_commit.py).
+
+Persist before you answer: a commit returns only once its events are stored,
+and a lost race fails only the actor that lost it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+from typing import Any, AsyncIterator, Sequence
+
+import pytest
+
+from adapters.audit import stored_events_of, verify
+from adapters.group_commit import GroupCommitter
+from adapters.store import ConflictError, EventStore, _project
+from domain.chargepoint import ChargePoint
+
+NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
+GATE_TIMEOUT = 30.0  # only a safety net against a hung test; nothing is timed
+
+
+class GatedStore(EventStore):
+    """An event store that can hold the writer inside one commit, so the next commits queue up."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.commits: list[list[Any]] = []  # the events of each transaction the writer tried
+        self._holding = False
+        self.entered = threading.Event()  # the writer is inside the held commit
+        self.gate = threading.Event()  # lets it go on
+
+    def hold_next_commit(self) -> None:
+        self._holding = True
+        self.entered.clear()
+        self.gate.clear()
+
+    def commit(self, events: Sequence[Any]) -> int:
+        self.commits.append(list(events))
+        if self._holding:
+            self._holding = False
+            self.entered.set()
+            assert self.gate.wait(GATE_TIMEOUT)
+        return super().commit(events)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[GatedStore]:
+    opened = GatedStore(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+async def committer(store: GatedStore) -> AsyncIterator[GroupCommitter]:
+    started = GroupCommitter(store, asyncio.get_running_loop())
+    yield started
+    started.stop()
+
+
+def new_charge_point(number: int) -> ChargePoint:
+    cp = ChargePoint(id=f"CP-{number:03d}", description="", auto_registered=False)
+    cp.connect(remote="10.0.0.1", connected_at=NOW)
+    cp.heartbeat(message_id=f"hb-{number}", request={}, reply={"currentTime": "t"}, received_at=NOW)
+    return cp
+
+
+def loaded(store: EventStore, charge_point_id: str) -> Any:
+    found = store.load(charge_point_id)
+    assert found is not None
+    return found
+
+
+def stored(store: EventStore, charge_point_id: str) -> Any:
+    # Straight from the event table, whatever snapshots exist.
+    return _project(None, store.app.events.get(charge_point_id))
+
+
+async def test_many_concurrent_commits_all_land_before_they_return(
+    store: GatedStore, committer: GroupCommitter
+) -> None:
+    charge_points = [new_charge_point(n) for n in range(150)]  # given many actors
+    heard: list[Any] = []
+    committer.add_listener(heard.extend)
+
+    await asyncio.gather(*(committer.commit(cp.collect_events()) for cp in charge_points))  # when at once
+
+    for cp in charge_points:  # then every event is stored and equal to what the actor holds
+        assert stored(store, cp.id) == cp
+    assert committer.committed_events == len(heard) == 3 * len(charge_points)
+    assert {e.originator_id for e in heard} == {cp.id for cp in charge_points}
+
+
+async def test_a_commit_with_a_snapshot_stores_it_after_the_events(
+    store: GatedStore, committer: GroupCommitter
+) -> None:
+    cp = new_charge_point(1)  # given
+
+    await committer.commit(cp.collect_events(), snapshot_of=cp)  # when
+
+    assert store.app.snapshots is not None  # then
+    [snapshot] = list(store.app.snapshots.get(cp.id))
+    assert snapshot.originator_version == cp.version == 3
+    assert loaded(store, cp.id) == cp
+
+
+async def test_a_lost_race_fails_only_its_own_commit(store: GatedStore, committer: GroupCommitter) -> None:
+    cp = new_charge_point(1)  # given a charge point stored at version 4 and a copy that missed version 4
+    await committer.commit(cp.collect_events())
+    stale = loaded(store, cp.id)
+    cp.heartbeat(message_id="winner", request={}, reply={}, received_at=NOW)
+    await committer.commit(cp.collect_events())
+    stale.heartbeat(message_id="loser", request={}, reply={}, received_at=NOW)
+
+    with pytest.raises(ConflictError):  # when
+        await committer.commit(stale.collect_events())
+
+    assert [e.message_id for e in store.history(cp.id, after=3)] == ["winner"]  # then
+
+
+async def test_a_batch_with_one_conflicting_item_commits_all_the_others(
+    store: GatedStore, committer: GroupCommitter
+) -> None:
+    heard: list[Any] = []  # given a charge point, a stale copy of it and five new ones
+    committer.add_listener(heard.extend)
+    contested = new_charge_point(0)
+    await committer.commit(contested.collect_events())
+    stale = loaded(store, contested.id)
+    contested.heartbeat(message_id="winner", request={}, reply={}, received_at=NOW)
+    stale.heartbeat(message_id="loser", request={}, reply={}, received_at=NOW)
+    others = [new_charge_point(n) for n in range(1, 6)]
+    batch = [others[0].collect_events(), others[1].collect_events(), stale.collect_events(),
+             *(cp.collect_events() for cp in others[2:])]
+    store.hold_next_commit()  # and the writer held inside the winner's commit
+    winner = asyncio.ensure_future(committer.commit(contested.collect_events()))
+    await asyncio.to_thread(store.entered.wait, GATE_TIMEOUT)
+    tried_before = len(store.commits)
+
+    # when: all of the batch is queued before the gate opens (call_soon runs in order), so it is one batch
+    commits = [asyncio.ensure_future(committer.commit(events)) for events in batch]
+    asyncio.get_running_loop().call_soon(store.gate.set)
+    outcomes = await asyncio.gather(winner, *commits, return_exceptions=True)
+
+    # then: tried as one transaction, only the stale item failed, everyone else's events are stored
+    assert len(store.commits[tried_before]) == sum(len(events) for events in batch)
+    assert outcomes[0] is None
+    assert [outcome is None for outcome in outcomes[1:]] == [True, True, False, True, True, True]
+    assert isinstance(outcomes[3], ConflictError)
+    for cp in others:
+        assert stored(store, cp.id) == cp
+    assert [e.message_id for e in store.history(contested.id, after=3)] == ["winner"]
+    assert "loser" not in [getattr(e, "message_id", None) for e in heard]
+    assert committer.committed_events == len(heard) == 3 + 1 + 3 * len(others)
+    # The failed transaction left no trace in the audit hash chain either.
+    verified = verify(stored_events_of(store.app.recorder, None), store.app.mapper)
+    assert verified.first_break is None and verified.events == len(heard)
+
+
+async def test_nothing_to_commit_returns_at_once() -> None:
+    store = GatedStore("memory:")  # no database needed: nothing reaches it
+    committer = GroupCommitter(store, asyncio.get_running_loop())
+    try:
+        await committer.commit([])
+    finally:
+        committer.stop()
+        store.close()
+
+    assert store.commits == [] and committer.batches == 0
