@@ -27,7 +27,8 @@ def recorded_request(action: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def recorded_reply(action: str, reply: dict[str, Any]) -> dict[str, Any]:
     """A reply as history keeps it: a charge point that reports a secret key's value is not believed."""
-    if action == "GetConfiguration" and any(is_secret(str(e.get("key", ""))) for e in reply.get("configurationKey", [])):
+    entries = reply.get("configurationKey", [])
+    if action == "GetConfiguration" and any(is_secret(str(entry.get("key", ""))) for entry in entries):
         return dict(
             reply,
             configurationKey=[
