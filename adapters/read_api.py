@@ -120,6 +120,10 @@ async def put_charge_point_tariff(request: web.Request) -> web.Response:
     charge_point_id = request.match_info["chargePointId"]
     if charge_point_id not in request.app[CENTRAL].registered:
         raise ApiError(404, f"unknown charge point {charge_point_id}")
+    if charge_point_id == DEFAULT_SCOPE:
+        # Its own scope is the default tariff's: setting it would reprice every charge point.
+        raise ApiError(409, f"a charge point named {DEFAULT_SCOPE!r} is billed with the default tariff;"
+                            " set that with PUT /api/tariffs/default")
     return await _set_tariff(request, charge_point_id)
 
 
@@ -186,11 +190,14 @@ async def charge_point_state(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     central: CentralSystem = request.app[CENTRAL]
     lag = await asyncio.to_thread(central.read_models.lag)
+    failures = await asyncio.to_thread(central.read_models.query, "SELECT COUNT(*) AS n FROM read_model_failures")
     lines = [
         "# TYPE csms_read_model_lag gauge",
         f"csms_read_model_lag {lag}",
         "# TYPE csms_read_model_position gauge",
         f"csms_read_model_position {central.read_models.position}",
+        "# TYPE csms_read_model_failures gauge",
+        f"csms_read_model_failures {failures[0]['n']}",
         "# TYPE csms_committed_events_total counter",
         f"csms_committed_events_total {central.committer.committed_events}",
         "# TYPE csms_commit_batches_total counter",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import WSMsgType, web
@@ -67,5 +68,20 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def close_connections(app: web.Application) -> None:
+    """Closes every charge point's socket when the server stops.
+
+    aiohttp waits up to its shutdown timeout (60 s) for running handlers before
+    the cleanup contexts run, and an open WebSocket never ends by itself; closed
+    here, each handler records its disconnection and ends at once.
+    """
+    central = app.get(CENTRAL)
+    if central is None:
+        return
+    closing = [actor.close_socket() for actor in list(central.actors.values())]
+    await asyncio.gather(*closing, return_exceptions=True)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ocpp/{chargePointId}", ocpp_endpoint)
+    app.on_shutdown.append(close_connections)

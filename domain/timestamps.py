@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def format_ocpp_time(moment: datetime) -> str:
@@ -12,8 +12,18 @@ def format_ocpp_time(moment: datetime) -> str:
 
 
 def parse_ocpp_time(text: str) -> datetime:
-    """Reads an RFC 3339 date-time; a value without offset is taken as UTC."""
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    """Reads an RFC 3339 date-time; a value without offset is taken as UTC.
+
+    RFC 3339 allows a leap second (second 60), which Python's datetime cannot
+    hold: it is read as the first instant of the next minute.
+    """
+    text = text.replace("z", "Z")
+    leap = len(text) >= 19 and text[16] == ":" and text[17:19] == "60"
+    if leap:
+        text = text[:17] + "59" + text[19:]
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if leap:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment

@@ -12,7 +12,9 @@ import asyncio
 import functools
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+from eventsourcing.persistence import Notification
 
 from adapters.store import EventStore
 from domain.chargepoint import topic
@@ -25,7 +27,17 @@ log = logging.getLogger(__name__)
 BATCH = 500
 Handler = Callable[[Any, Sql], None]
 
-TABLES = {**status.TABLES, **billing.TABLES}
+FAILURES = {
+    "read_model_failures": """
+        CREATE TABLE IF NOT EXISTS read_model_failures (
+            notification_id {bigint} PRIMARY KEY,
+            originator_id TEXT NOT NULL,
+            originator_version INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            error TEXT NOT NULL
+        )""",
+}
+TABLES = {**FAILURES, **status.TABLES, **billing.TABLES}
 
 
 def handlers_by_topic() -> dict[str, list[Handler]]:
@@ -42,6 +54,15 @@ def _apply(work: list[tuple[Any, list[Handler]]], sql: Sql) -> None:
     for event, handlers in work:
         for handler in handlers:
             handler(event, sql)
+
+
+def _set_aside(notification: Notification, error: str, sql: Sql) -> None:
+    sql.run(
+        "INSERT INTO read_model_failures (notification_id, originator_id, originator_version, topic, error)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (notification_id) DO NOTHING",
+        (notification.id, str(notification.originator_id), notification.originator_version, notification.topic,
+         error[:1000]),
+    )
 
 
 class ReadModels:
@@ -65,18 +86,27 @@ class ReadModels:
             notifications = self.store.app.recorder.select_notifications(start=self.position + 1, limit=BATCH)
             if not notifications:
                 return applied
-            mapper = self.store.app.mapper
-            work = [
-                (mapper.to_domain_event(n), self.handlers[n.topic])
-                for n in notifications
-                if n.topic in self.handlers
-            ]
-
-            last = notifications[-1].id
-            self.db.apply(functools.partial(_apply, work), last)
-            self.position = last
+            try:
+                self.db.apply(functools.partial(_apply, self._decode(notifications)), notifications[-1].id)
+            except Exception:
+                log.exception("a batch of read-model updates failed; applying it event by event")
+                for notification in notifications:
+                    self._apply_alone(notification)
+            self.position = notifications[-1].id
             applied += len(notifications)
-            self._announce(last)
+            self._announce(self.position)
+
+    def _decode(self, notifications: Sequence[Notification]) -> list[tuple[Any, list[Handler]]]:
+        mapper = self.store.app.mapper
+        return [(mapper.to_domain_event(n), self.handlers[n.topic]) for n in notifications if n.topic in self.handlers]
+
+    def _apply_alone(self, notification: Notification) -> None:
+        """One event the read models cannot take is set aside, not allowed to stop them."""
+        try:
+            self.db.apply(functools.partial(_apply, self._decode([notification])), notification.id)
+        except Exception as error:
+            log.exception("read models set aside event %d (%s)", notification.id, notification.topic)
+            self.db.apply(functools.partial(_set_aside, notification, repr(error)), notification.id)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -92,6 +122,14 @@ class ReadModels:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+            # The follower may have quit before the last commits (the
+            # disconnections a shutdown records): apply them, so a stopped
+            # node's read models are complete for analysts.
+            self._loop = None
+            try:
+                self.catch_up()
+            except Exception:
+                log.exception("read models could not apply events after %d", self.position)
         self.db.close()
 
     def _follow(self) -> None:

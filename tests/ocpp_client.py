@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import aiohttp
+import pytest
 
 API_TOKEN = "test-token"
 
@@ -60,17 +63,30 @@ class ChargePointClient:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        async for message in self.ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                continue
-            frame = json.loads(message.data)
-            if frame[0] == 2:
-                await self.incoming_calls.put(frame)
-            elif frame[1] in self._answers and not self._answers[frame[1]].done():
-                self._answers.pop(frame[1]).set_result(frame)
-            else:
-                await self.unmatched.put(frame)
-        self.closed.set()
+        try:
+            async for message in self.ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                frame = json.loads(message.data)
+                if frame[0] == 2:
+                    await self.incoming_calls.put(frame)
+                elif frame[1] in self._answers and not self._answers[frame[1]].done():
+                    self._answers.pop(frame[1]).set_result(frame)
+                else:
+                    await self.unmatched.put(frame)
+        finally:
+            # Calls still waiting will never be answered on this socket: fail them
+            # now, so a test awaiting them learns it without waiting for a timeout.
+            for future in self._answers.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(f"{self.id}: connection closed before the answer"))
+            self._answers.clear()
+            self.closed.set()
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the server sent, once the connection is closed."""
+        return None if self.ws is None else self.ws.close_code
 
     async def send_raw(self, text: str) -> None:
         assert self.ws is not None
@@ -155,3 +171,77 @@ class Operator:
 
     async def events(self, charge_point_id: str) -> list[dict[str, Any]]:
         return (await self.get(f"/api/chargepoints/{charge_point_id}/events"))["events"]
+
+    async def event_types(self, charge_point_id: str) -> list[str]:
+        return [event["type"] for event in await self.events(charge_point_id)]
+
+    async def save_id_tag(self, id_tag: str, status: str = "Accepted", expiry_date: str | None = None,
+                          parent_id_tag: str | None = None) -> Any:
+        body: dict[str, Any] = {"status": status}
+        if expiry_date is not None:
+            body["expiryDate"] = expiry_date
+        if parent_id_tag is not None:
+            body["parentIdTag"] = parent_id_tag
+        return await self.put(f"/api/idtags/{id_tag}", body)
+
+    async def command(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        """A CSMS-initiated call through the API: (HTTP status, body)."""
+        return await self.request("POST", f"/api/chargepoints/{charge_point_id}/commands/{action}", payload)
+
+
+def event_field(event: dict[str, Any], name: str) -> Any:
+    """A field of an event's data, by its camelCase name as the API shows it."""
+    assert name in event["data"], f"{event['type']} has no {name}: {sorted(event['data'])}"
+    return event["data"][name]
+
+
+def exchanges(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The events that record a charge point's OCPP call, by message id."""
+    return {event["data"]["messageId"]: event for event in events
+            if "messageId" in event["data"] and "action" not in event["data"]}
+
+
+def ws_base(server: Any) -> str:
+    return f"ws://127.0.0.1:{server.port}"
+
+
+async def registered(server: Any, operator: Operator, charge_point_id: str, **options: Any) -> ChargePointClient:
+    """A charge point the operator registered; `async with` connects it."""
+    await operator.register(charge_point_id)
+    return ChargePointClient(ws_base(server), charge_point_id, **options)
+
+
+@contextlib.contextmanager
+def fresh_store(kind: str, folder: Path) -> Iterator[str]:
+    """The url of an empty store, "sqlite" (a file in folder) or "postgresql" (a database dropped afterwards)."""
+    from tests.conftest import drop_postgres_database, make_postgres_database
+
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'csms.sqlite3'}"
+        return
+    url, database = make_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(database)
+
+
+def shared_server(*extra: str) -> Any:
+    """A module-scoped fixture: one `csms serve` per store kind, shared by a module's tests.
+
+    Safe where every test uses its own charge point ids and id tags. The store
+    is a fresh SQLite file or a fresh PostgreSQL database, dropped afterwards.
+    """
+
+    @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+    def fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+        from tests.conftest import Server
+
+        with fresh_store(request.param, tmp_path_factory.mktemp("store")) as store:
+            server = Server(store, "--call-timeout", "2", *extra)
+            try:
+                yield server.start()
+            finally:
+                server.stop()
+
+    return fixture
