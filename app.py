@@ -13,7 +13,7 @@ from typing import AsyncIterator, Sequence
 import orjson
 from aiohttp import web
 
-from adapters import api, http, read_api, websocket
+from adapters import api, features_api, http, read_api, websocket
 from adapters.audit import state_at, stored_events_of, verify
 from adapters.central import CentralSystem, Settings
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url
@@ -42,6 +42,7 @@ def build_app(store_url: str, settings: Settings, api_token: str) -> web.Applica
     websocket.add_routes(app)
     http.add_routes(app, api.ROUTES)
     http.add_routes(app, read_api.ROUTES)
+    http.add_routes(app, features_api.ROUTES)
     return app
 
 
@@ -63,6 +64,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="WebSocket ping interval that detects dead peers (default %(default)s)")
     serve.add_argument("--max-frame-size", type=int, default=256 * 1024, metavar="BYTES",
                        help="largest accepted WebSocket message (default %(default)s)")
+    serve.add_argument("--data-dir", default=os.environ.get("CSMS_DATA_DIR", "csms-files"),
+                       help="firmware images and diagnostics uploads (default %(default)s)")
+    serve.add_argument("--max-file-size", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+                       help="largest firmware image or diagnostics upload (default %(default)s)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
 
     store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
@@ -96,6 +101,8 @@ def serve(args: argparse.Namespace) -> int:
         auto_register=args.auto_register,
         ping_interval=args.ping_interval,
         max_frame_size=args.max_frame_size,
+        data_dir=args.data_dir,
+        max_file_size=args.max_file_size,
     )
     try:
         import uvloop
@@ -108,7 +115,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     app = build_app(args.store, settings, token)
     web.run_app(app, host=args.host, port=args.port, print=lambda text: print(text, flush=True),
-                loop=uvloop.new_event_loop() if uvloop else None, access_log=None)
+                loop=uvloop.new_event_loop() if uvloop else None, access_log=None,
+                # A boot storm of thousands of charge points overflows the default 128.
+                backlog=4096, shutdown_timeout=10)
     return 0
 
 

@@ -31,7 +31,7 @@ from adapters.ocppj import (
 from adapters.store import SNAPSHOT_INTERVAL, ConflictError
 from domain.chargepoint import ChargePoint
 from domain.inbound import HANDLERS
-from domain.redaction import recorded_request
+from domain.redaction import recorded_reply, recorded_request
 
 if TYPE_CHECKING:
     from adapters.central import CentralSystem
@@ -321,9 +321,10 @@ class ChargePointActor:
                 frame = CallError(message_id, error.code, f"invalid {action} reply: {error.description}", {})
             else:
                 reply = frame.payload
+                kept = recorded_reply(action, reply)  # a reported secret is not kept
                 await self.execute(
                     lambda cp: cp.record_call_answer(
-                        message_id=message_id, action=action, request=payload, reply=reply, received_at=now
+                        message_id=message_id, action=action, request=payload, reply=kept, received_at=now
                     )
                 )
                 return reply

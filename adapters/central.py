@@ -15,14 +15,17 @@ from typing import Any, Callable
 from adapters.actors import AggregateHandle, ChargePointActor, Command, NotConnected, T
 from adapters.authorization import Authorizer
 from adapters.group_commit import GroupCommitter
+from adapters.http import ApiError
 from adapters.ocppj import Schemas
 from adapters.passwords import VerifiedPasswords, basic_credentials, hash_password
+from adapters.reservation_timer import ReservationTimer
 from adapters.shared_aggregate import SharedAggregate
 from adapters.store import ConflictError, EventStore
 from adapters.transaction_ids import TransactionIds
 from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.inbound import Facts, VendorHandler
+from domain.outbound import BEFORE_SENDING, prepare_call
 from domain.redaction import sets_password
 from domain.tariffs import TARIFF_BOOK_ID, TariffBook
 from projections.runner import ReadModels
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 # OCPP identities are CiString48-ish; we refuse what cannot be a URL path segment.
 CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9._:\-*+~@|]{1,48}$")
 TAKEOVER_WAIT = 10.0
+RESERVATION_ID_SEQUENCE = "reservation_id"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Settings:
     auto_register: bool = False
     ping_interval: float = 60.0
     max_frame_size: int = 256 * 1024
+    data_dir: str = "csms-files"  # firmware images and diagnostics uploads
+    max_file_size: int = 64 * 1024 * 1024
 
 
 class Refused(Exception):
@@ -50,6 +56,16 @@ class Refused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class CommandRefused(ApiError):
+    """A call the central system will not send: a rule of the domain refuses it.
+
+    An ApiError (422) so the operator API answers it wherever it surfaces.
+    """
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(422, f"{action} not sent: {reason}")
 
 
 def utc_now() -> datetime:
@@ -72,6 +88,7 @@ class CentralSystem:
         self.transaction_ids: TransactionIds
         self.tariffs: SharedAggregate[TariffBook]
         self.read_models: ReadModels
+        self.reservation_timer = ReservationTimer(self)
 
     async def start(self) -> None:
         self.schemas.warm()
@@ -105,6 +122,7 @@ class CentralSystem:
         # From now on the read models follow the store in their own thread.
         self.read_models.start(asyncio.get_running_loop())
         self.committer.add_listener(self.read_models.wake)
+        await self.reservation_timer.start()
 
     def _note_registrations(self, events: Any) -> None:
         for event in events:
@@ -119,10 +137,11 @@ class CentralSystem:
         )
 
     async def stop(self) -> None:
-        for actor in list(self.actors.values()):
-            await actor.close_socket()
-        for actor in list(self.actors.values()):
-            await self.disconnect(actor, "central system stopping")
+        actors = list(self.actors.values())
+        await asyncio.gather(*(actor.close_socket() for actor in actors), return_exceptions=True)
+        # Concurrently, so the disconnections share a few group commits.
+        await asyncio.gather(*(self.disconnect(actor, "central system stopping") for actor in actors))
+        self.reservation_timer.stop()
         self.committer.stop()
         await asyncio.to_thread(self.read_models.stop)
 
@@ -176,13 +195,20 @@ class CentralSystem:
         await asyncio.to_thread(self.store.side.set_password_hash, charge_point_id, hash_password(password))
         await self.execute(charge_point_id, lambda cp: cp.change_credentials(has_password=True, reason=reason))
 
+    async def allocate_reservation_id(self) -> int:
+        """A reservationId that no other reservation made by this CSMS has."""
+        block = await asyncio.to_thread(self.store.side.reserve_block, RESERVATION_ID_SEQUENCE, 1)
+        return block[0]
+
     # ---- connections --------------------------------------------------------------
 
     async def admit(self, charge_point_id: str, authorization: str | None) -> None:
         """Checks a WebSocket handshake; raises Refused with 400, 401 or 404."""
         if not CHARGE_POINT_ID.match(charge_point_id):
             raise Refused(400, "not a valid charge point identity")
-        known = charge_point_id in self.actors or (
+        # The registered set is kept from commits; the store is asked only about
+        # ids it does not hold (one registered by another node, say).
+        known = charge_point_id in self.registered or (
             await asyncio.to_thread(self.store.load_charge_point, charge_point_id) is not None
         )
         if not known:
@@ -234,6 +260,11 @@ class CentralSystem:
         actor = self.actors.get(charge_point_id)
         if actor is None or actor.stopped:
             raise NotConnected(charge_point_id)
+        if action in BEFORE_SENDING:
+            # In the actor's order, so the check sees the state the call will meet.
+            reason = await actor.execute(lambda cp: prepare_call(cp, action, payload, self.now()))
+            if reason is not None:
+                raise CommandRefused(action, reason)
         reply = await actor.call(action, payload)
         new_password = sets_password(action, payload)
         if new_password is not None and reply.get("status") == "Accepted":
