@@ -8,24 +8,24 @@ transaction started, and is computed once, when it completes.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Callable
 
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
-from projections.database import Sql
+from projections.database import Sql, storable
 
 TABLES = {
     "billing_transactions": """
         CREATE TABLE IF NOT EXISTS billing_transactions (
             transaction_id {bigint} PRIMARY KEY,
             charge_point_id TEXT NOT NULL,
-            connector_id INTEGER,
+            connector_id {bigint},
             id_tag TEXT,
             parent_id_tag TEXT,
             id_tag_status TEXT,
-            reservation_id INTEGER,
+            reservation_id {bigint},
             start_timestamp {ts},
             stop_timestamp {ts},
             meter_start {bigint},
@@ -71,10 +71,15 @@ TABLES = {
 }
 
 Handler = Callable[[Any, Sql], None]
+# More than any vehicle takes in one session by orders of magnitude: a meter
+# reporting this is broken, and its sum must not overflow the daily totals.
+MAX_SESSION_WH = 10**9
 
 
 def on_transaction_started(event: Any, sql: Sql) -> None:
     request, info = event.request, event.reply["idTagInfo"]
+    meter_start = storable(request["meterStart"])
+    flags = list(event.flags) + ([] if meter_start is not None else ["meter_out_of_range"])
     sql.run(
         "INSERT INTO billing_transactions (transaction_id, charge_point_id, connector_id, id_tag, parent_id_tag,"
         " id_tag_status, reservation_id, start_timestamp, meter_start, status, flags)"
@@ -82,21 +87,24 @@ def on_transaction_started(event: Any, sql: Sql) -> None:
         (
             event.transaction_id,
             event.originator_id,
-            request["connectorId"],
+            storable(request["connectorId"]),
             request["idTag"],
             info.get("parentIdTag"),
             info["status"],
-            request.get("reservationId"),
+            storable(request.get("reservationId")),
             parse_ocpp_time(request["timestamp"]),
-            request["meterStart"],
+            meter_start,
             "active",
-            ",".join(event.flags),
+            ",".join(flags),
         ),
     )
 
 
 def on_transaction_stopped(event: Any, sql: Sql) -> None:
     request = event.request
+    if storable(request["transactionId"]) is None:
+        return  # no id of ours: the event keeps it, flagged unknown_transaction
+    meter_stop = storable(request["meterStop"])
     row = sql.one("SELECT * FROM billing_transactions WHERE transaction_id = ?", (request["transactionId"],))
     stopped_at = parse_ocpp_time(request["timestamp"])
     if row is None:
@@ -109,7 +117,7 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
                 event.originator_id,
                 request.get("idTag"),
                 stopped_at,
-                request["meterStop"],
+                meter_stop,
                 request.get("reason", "Local"),
                 "flagged",
                 "unknown_transaction",
@@ -118,8 +126,17 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
         return
     if row["status"] != "active":
         return  # a repeated stop: the first one is the bill
+    if row["charge_point_id"] != event.originator_id:
+        # Ids are unique across the CSMS: this charge point never had this
+        # transaction, so its stop must not end or bill another's. The event
+        # keeps it, flagged unknown_transaction.
+        return
     flags = [flag for flag in (row["flags"] or "").split(",") if flag]
-    energy_wh = request["meterStop"] - row["meter_start"]
+    energy_wh = None if meter_stop is None or row["meter_start"] is None else meter_stop - row["meter_start"]
+    if energy_wh is None or energy_wh > MAX_SESSION_WH:
+        if "meter_out_of_range" not in flags:
+            flags.append("meter_out_of_range")
+        energy_wh = 0
     if energy_wh < 0:
         flags.append("meter_went_backwards")
         energy_wh = 0
@@ -135,7 +152,7 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
         " stop_reason = ?, status = ?, flags = ?, cost = ?, currency = ?, tariff_scope = ? WHERE transaction_id = ?",
         (
             stopped_at,
-            request["meterStop"],
+            meter_stop,
             energy_wh,
             duration,
             request.get("reason", "Local"),
@@ -170,7 +187,7 @@ def _tariff_in_force(sql: Sql, charge_point_id: str, moment: datetime) -> dict[s
 
 def _add_daily_usage(sql: Sql, charge_point_id: str, started_at: datetime, energy_wh: int, seconds: int) -> None:
     # A session counts on the (UTC) day it started.
-    day = started_at.date().isoformat()
+    day = started_at.astimezone(UTC).date().isoformat()
     sql.run(
         "INSERT INTO daily_usage (charge_point_id, day, sessions, energy_wh, charging_seconds) VALUES (?, ?, 1, ?, ?)"
         " ON CONFLICT (charge_point_id, day) DO UPDATE SET sessions = daily_usage.sessions + 1,"

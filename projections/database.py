@@ -9,13 +9,13 @@ even across crashes. Read models live in the same database as the events
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteDatastore, SQLiteTrackingRecorder
 
 from adapters.store import StoreConfig
 
@@ -46,6 +46,20 @@ class Sql:
         # The library wraps sqlite3's cursor; we need the real one's description.
         self.cursor = getattr(cursor, "sqlite_cursor", cursor)
         self.dialect = dialect
+        self._deferred: dict[Any, tuple[str, Sequence[Any]]] = {}
+
+    def defer(self, key: Any, sql: str, params: Sequence[Any]) -> None:
+        """Runs at the end of the batch; a later statement with the same key replaces it.
+
+        A batch of heartbeats from one charge point then costs one UPDATE, not one each.
+        """
+        self._deferred.pop(key, None)
+        self._deferred[key] = (sql, params)
+
+    def flush(self) -> None:
+        for sql, params in self._deferred.values():
+            self.run(sql, params)
+        self._deferred.clear()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         if self.dialect == "postgresql":
@@ -64,9 +78,23 @@ class Sql:
         return rows[0] if rows else None
 
 
+# Integers a charge point sends (meter registers, connector and reservation
+# ids) are JSON integers of any size; a read-model column holds 64 bits.
+BIGINT = range(-(2**63), 2**63)
+
+
+def storable(value: int | None) -> int | None:
+    """The integer as a read model stores it, or None when no column can hold it.
+
+    One value out of range must not stop every read model: the event keeps it.
+    """
+    return value if value is None or value in BIGINT else None
+
+
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # Text compares as time only in one offset: UTC, like PostgreSQL's timestamptz.
+        return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
     if isinstance(value, Decimal):
         return str(value)
     return value
@@ -74,6 +102,20 @@ def _sqlite_value(value: Any) -> Any:
 
 class _SQLiteReadModels(SQLiteTrackingRecorder):
     pass
+
+
+class _RelaxedSQLitePool(SQLiteConnectionPool):
+    """Read-model connections commit without fsync (synchronous=NORMAL in WAL).
+
+    Safe because rows and tracking position share each transaction: a crash
+    may lose the newest read-model transactions, never split one, and they are
+    simply applied again from the events, which are written with full fsync.
+    """
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+        return connection
 
 
 class _PostgresReadModels(PostgresTrackingRecorder):
@@ -99,6 +141,8 @@ class ReadModelDatabase:
         else:
             name = config.sqlite_path or f"file:csms_read_models_{uuid.uuid4().hex}?mode=memory&cache=shared"
             self.datastore = SQLiteDatastore(name, lock_timeout=30)
+            self.datastore.pool.close()
+            self.datastore.pool = _RelaxedSQLitePool(db_name=name, lock_timeout=30)
             self.recorder = _SQLiteReadModels(self.datastore)
         self.recorder.create_table()
         self.create_tables()
@@ -128,7 +172,12 @@ class ReadModelDatabase:
 
     def apply(self, apply_all: Callable[[Sql], None], last_notification_id: int) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            apply_all(Sql(cursor, self.dialect))
+            if self.dialect == "postgresql":
+                # As for SQLite's pool above: a lost read-model commit is re-applied.
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            sql = Sql(cursor, self.dialect)
+            apply_all(sql)
+            sql.flush()
             self.recorder._insert_tracking(cursor, Tracking(TRACKING_NAME, last_notification_id))
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

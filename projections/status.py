@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import orjson
 
-from projections.database import Sql
+from projections.database import Sql, storable
 
 TABLES = {
     "cp_status": """
@@ -27,13 +27,13 @@ TABLES = {
             firmware_version TEXT,
             firmware_status TEXT,
             diagnostics_status TEXT,
-            local_list_version INTEGER,
+            local_list_version {bigint},
             boot_info {json}
         )""",
     "cp_connectors": """
         CREATE TABLE IF NOT EXISTS cp_connectors (
             charge_point_id TEXT NOT NULL,
-            connector_id INTEGER NOT NULL,
+            connector_id {bigint} NOT NULL,
             status TEXT,
             error_code TEXT,
             info TEXT,
@@ -49,9 +49,15 @@ Handler = Callable[[Any, Sql], None]
 
 def _touch(event: Any, sql: Sql) -> None:
     """Any message from the charge point means it was seen just now."""
-    seen = getattr(event, "received_at", None)
+    seen = getattr(event, "received_at", None) or getattr(event, "connected_at", None)
     if seen is not None:
-        sql.run("UPDATE cp_status SET last_seen = ? WHERE charge_point_id = ?", (seen, event.originator_id))
+        _saw(sql, event.originator_id, seen)
+
+
+def _saw(sql: Sql, charge_point_id: str, seen: Any) -> None:
+    # Deferred to the end of the batch: only the latest sighting is written.
+    sql.defer(("last_seen", charge_point_id), "UPDATE cp_status SET last_seen = ? WHERE charge_point_id = ?",
+              (seen, charge_point_id))
 
 
 def _json(value: Any) -> str:
@@ -71,10 +77,8 @@ def on_details_updated(event: Any, sql: Sql) -> None:
 
 
 def on_connected(event: Any, sql: Sql) -> None:
-    sql.run(
-        "UPDATE cp_status SET online = ?, last_seen = ? WHERE charge_point_id = ?",
-        (True, event.connected_at, event.originator_id),
-    )
+    sql.run("UPDATE cp_status SET online = ? WHERE charge_point_id = ?", (True, event.originator_id))
+    _saw(sql, event.originator_id, event.connected_at)
 
 
 def on_disconnected(event: Any, sql: Sql) -> None:
@@ -84,18 +88,18 @@ def on_disconnected(event: Any, sql: Sql) -> None:
 def on_booted(event: Any, sql: Sql) -> None:
     request = event.request
     sql.run(
-        "UPDATE cp_status SET vendor = ?, model = ?, serial_number = ?, firmware_version = ?, boot_info = ?,"
-        " last_seen = ? WHERE charge_point_id = ?",
+        "UPDATE cp_status SET vendor = ?, model = ?, serial_number = ?, firmware_version = ?, boot_info = ?"
+        " WHERE charge_point_id = ?",
         (
             request.get("chargePointVendor"),
             request.get("chargePointModel"),
             request.get("chargePointSerialNumber"),
             request.get("firmwareVersion"),
             _json(request),
-            event.received_at,
             event.originator_id,
         ),
     )
+    _saw(sql, event.originator_id, event.received_at)
 
 
 def _connector_row(sql: Sql, charge_point_id: str, connector_id: int) -> None:
@@ -108,6 +112,9 @@ def _connector_row(sql: Sql, charge_point_id: str, connector_id: int) -> None:
 
 def on_connector_status(event: Any, sql: Sql) -> None:
     request = event.request
+    if storable(request["connectorId"]) is None:
+        _touch(event, sql)
+        return
     _connector_row(sql, event.originator_id, request["connectorId"])
     sql.run(
         "UPDATE cp_connectors SET status = ?, error_code = ?, info = ?, vendor_error_code = ?, status_timestamp = ?"
@@ -127,6 +134,9 @@ def on_connector_status(event: Any, sql: Sql) -> None:
 
 def on_transaction_started(event: Any, sql: Sql) -> None:
     connector_id = event.request["connectorId"]
+    if storable(connector_id) is None:
+        _touch(event, sql)
+        return
     _connector_row(sql, event.originator_id, connector_id)
     sql.run(
         "UPDATE cp_connectors SET transaction_id = ? WHERE charge_point_id = ? AND connector_id = ?",
@@ -136,10 +146,11 @@ def on_transaction_started(event: Any, sql: Sql) -> None:
 
 
 def on_transaction_stopped(event: Any, sql: Sql) -> None:
-    sql.run(
-        "UPDATE cp_connectors SET transaction_id = NULL WHERE charge_point_id = ? AND transaction_id = ?",
-        (event.originator_id, event.request["transactionId"]),
-    )
+    if storable(event.request["transactionId"]) is not None:
+        sql.run(
+            "UPDATE cp_connectors SET transaction_id = NULL WHERE charge_point_id = ? AND transaction_id = ?",
+            (event.originator_id, event.request["transactionId"]),
+        )
     _touch(event, sql)
 
 
@@ -162,7 +173,7 @@ def on_diagnostics_status(event: Any, sql: Sql) -> None:
 def on_call_answered(event: Any, sql: Sql) -> None:
     version = None
     if event.action == "GetLocalListVersion":
-        version = event.reply.get("listVersion")
+        version = storable(event.reply.get("listVersion"))
     elif event.action == "SendLocalList" and event.reply.get("status") == "Accepted":
         version = event.request.get("listVersion")
     if version is not None:
