@@ -1,0 +1,1 @@
+"""AmpLedger load benchmark (see bench/README.md)."""
