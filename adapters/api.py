@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from aiohttp import web
 
@@ -18,6 +20,7 @@ from adapters.http import (
     MAX_PAGE,
     ROUTE_TABLE,
     ApiError,
+    Query,
     Route,
     int_parameter,
     json_response,
@@ -27,10 +30,20 @@ from adapters.http import (
 from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS, OcppError
 from adapters.openapi import build_document
 from adapters.views import charge_point_status, event_view
-from adapters.websocket import CENTRAL
+from adapters.websocket import CENTRAL, ocpp_endpoint
 from domain.idtags import IdTagRejected
+from domain.redaction import recorded_reply
 
 log = logging.getLogger(__name__)
+
+# Operator commands in progress per charge point (sent and unanswered, or
+# queued behind one), per running central system.
+_PENDING: WeakKeyDictionary[CentralSystem, Counter[str]] = WeakKeyDictionary()
+
+
+def pending_commands(central: CentralSystem) -> Counter[str]:
+    return _PENDING.setdefault(central, Counter())
+
 
 def central_of(request: web.Request) -> CentralSystem:
     return request.app[CENTRAL]
@@ -79,22 +92,22 @@ async def put_charge_point(request: web.Request) -> web.Response:
         # we accept 8 for test benches that cannot do better.
         raise ApiError(422, "password must be 8 to 40 characters")
     created = await central.register(charge_point_id, description, password)
+    return json_response(await status_of(central, charge_point_id), 201 if created else 200)
+
+
+async def status_of(central: CentralSystem, charge_point_id: str) -> dict[str, Any]:
     cp = await load_charge_point(central, charge_point_id)
-    return json_response(charge_point_status(cp), 201 if created else 200)
+    return charge_point_status(cp, pending_commands(central)[charge_point_id])
 
 
 async def list_charge_points(request: web.Request) -> web.Response:
     central = central_of(request)
-    views = []
-    for charge_point_id in sorted(central.registered):
-        cp = await load_charge_point(central, charge_point_id)
-        views.append(charge_point_status(cp))
+    views = [await status_of(central, charge_point_id) for charge_point_id in sorted(central.registered)]
     return json_response({"chargePoints": views})
 
 
 async def get_charge_point(request: web.Request) -> web.Response:
-    cp = await load_charge_point(central_of(request), charge_point_id_of(request))
-    return json_response(charge_point_status(cp))
+    return json_response(await status_of(central_of(request), charge_point_id_of(request)))
 
 
 async def charge_point_events(request: web.Request) -> web.Response:
@@ -115,13 +128,15 @@ async def send_command(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in CENTRAL_SYSTEM_ACTIONS:
         raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
+    if charge_point_id not in central.registered:
+        raise ApiError(404, f"unknown charge point {charge_point_id}")
     payload = await read_json_object(request)
     try:
         central.schemas.validate_request(action, payload)
     except OcppError as failure:
         raise ApiError(422, f"invalid {action} payload: {failure.description}", code=failure.code) from None
-    if charge_point_id not in central.registered:
-        raise ApiError(404, f"unknown charge point {charge_point_id}")
+    pending = pending_commands(central)
+    pending[charge_point_id] += 1
     try:
         reply = await central.call(charge_point_id, action, payload)
     except NotConnected:
@@ -129,7 +144,9 @@ async def send_command(request: web.Request) -> web.Response:
     except NotRegistered:
         raise ApiError(404, f"unknown charge point {charge_point_id}") from None
     except CallTimeout:
-        raise ApiError(504, f"{charge_point_id} did not answer {action} in time") from None
+        raise ApiError(
+            504, f"{charge_point_id} did not answer {action} within {central.settings.call_timeout:g} s"
+        ) from None
     except CallRejected as rejected:
         raise ApiError(
             502,
@@ -138,7 +155,12 @@ async def send_command(request: web.Request) -> web.Response:
             errorDescription=rejected.description,
             errorDetails=rejected.details,
         ) from None
-    return json_response(reply)
+    finally:
+        pending[charge_point_id] -= 1
+        if not pending[charge_point_id]:
+            del pending[charge_point_id]
+    # A secret a charge point reports (it should not) is not passed on either.
+    return json_response(recorded_reply(action, reply))
 
 
 async def put_id_tag(request: web.Request) -> web.Response:
@@ -177,27 +199,97 @@ async def delete_id_tag(request: web.Request) -> web.Response:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    routes: list[Route] = request.app[ROUTE_TABLE]
-    return json_response(build_document(routes))
+    return json_response(document_of(request.app))
 
+
+def document_of(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI document of everything ``app`` serves."""
+    table: list[Route] = app[ROUTE_TABLE]
+    routes = list(table)
+    listed = {(route.method, route.path) for route in routes}
+    routes += [route for route in SERVED_ELSEWHERE if (route.method, route.path) not in listed]
+    return build_document(routes)
+
+
+CHARGE_POINT_ERRORS = {400: "not a valid charge point identity", 404: "unknown charge point"}
+BODY_ERRORS = {400: "the body is not a JSON object", 422: "a field breaks its rule"}
 
 ROUTES = [
-    Route("GET", "/health", health, "Liveness and store figures (no token needed)"),
+    Route("GET", "/health", health, "Liveness and store figures (no token needed)", replies={200: "Health"}),
     Route("GET", "/api/openapi.json", openapi_document, "This API as an OpenAPI 3 document"),
-    Route("GET", "/api/chargepoints", list_charge_points, "All charge points with their status"),
-    Route("PUT", "/api/chargepoints/{chargePointId}", put_charge_point, "Register or update a charge point"),
-    Route("GET", "/api/chargepoints/{chargePointId}", get_charge_point, "A charge point's status"),
-    Route("GET", "/api/chargepoints/{chargePointId}/events", charge_point_events, "A charge point's full history"),
+    Route(
+        "GET", "/api/chargepoints", list_charge_points, "All charge points with their status",
+        replies={200: "ChargePointList"},
+    ),
+    Route(
+        "PUT", "/api/chargepoints/{chargePointId}", put_charge_point, "Register or update a charge point",
+        body="ChargePointRegistration", replies={200: "ChargePointStatus", 201: "ChargePointStatus"},
+        errors={400: "not a valid charge point identity, or the body is not a JSON object",
+                422: "a field breaks its rule"},
+    ),
+    Route(
+        "GET", "/api/chargepoints/{chargePointId}", get_charge_point, "A charge point's status",
+        replies={200: "ChargePointStatus"}, errors=CHARGE_POINT_ERRORS,
+    ),
+    Route(
+        "GET", "/api/chargepoints/{chargePointId}/events", charge_point_events,
+        "A charge point's full history, oldest first",
+        replies={200: "EventList"},
+        errors={**CHARGE_POINT_ERRORS, 400: "a bad identity or paging parameter"},
+        query=(
+            Query("after", "integer", "only events after this version"),
+            Query("limit", "integer", f"at most this many events (and never more than {MAX_PAGE})"),
+        ),
+    ),
     Route(
         "POST",
         "/api/chargepoints/{chargePointId}/commands/{action}",
         send_command,
         "Send a CSMS-initiated OCPP 1.6 call and return the charge point's reply",
+        description=(
+            "The body is the OCPP request payload of the action, validated against its OCPP 1.6 schema before "
+            "anything is sent. The reply is the charge point's CALLRESULT payload. Commands to one charge point "
+            "queue: only one call is outstanding at a time. Every call becomes history on the charge point "
+            "(CallSent, then CallAnswered, CallFailed or CallTimedOut)."
+        ),
+        body="OcppRequest",
+        replies={200: "OcppResponse"},
+        errors={
+            400: "the body is not a JSON object, or not a valid charge point identity",
+            404: "unknown action or charge point",
+            409: "the charge point is not connected",
+            422: "the payload breaks the action's OCPP schema, or a rule of the central system refuses it "
+            "(a charging profile that cannot apply, a reservation already expired); nothing was sent",
+            502: "the charge point answered with a CALLERROR, or with a reply that breaks its schema",
+            504: "the charge point did not answer within the call timeout",
+        },
     ),
-    Route("GET", "/api/idtags", list_id_tags, "All id tags"),
-    Route("PUT", "/api/idtags/{idTag}", put_id_tag, "Create or update an id tag"),
-    Route("GET", "/api/idtags/{idTag}", get_id_tag, "One id tag"),
-    Route("DELETE", "/api/idtags/{idTag}", delete_id_tag, "Delete an id tag"),
+    Route("GET", "/api/idtags", list_id_tags, "All id tags", replies={200: "IdTagList"}),
+    Route(
+        "PUT", "/api/idtags/{idTag}", put_id_tag, "Create or update an id tag",
+        body="IdTagChange", replies={200: "IdTag", 201: "IdTag"}, errors=BODY_ERRORS,
+    ),
+    Route("GET", "/api/idtags/{idTag}", get_id_tag, "One id tag", replies={200: "IdTag"},
+          errors={404: "unknown idTag"}),
+    Route("DELETE", "/api/idtags/{idTag}", delete_id_tag, "Delete an id tag", replies={204: None},
+          errors={404: "unknown idTag"}),
 ]
 
-
+# Routes that other modules register themselves, described here so the
+# document covers everything the server answers.
+SERVED_ELSEWHERE = [
+    Route(
+        "GET", "/ocpp/{chargePointId}", ocpp_endpoint,
+        "The OCPP-J 1.6 WebSocket endpoint of a charge point",
+        description=(
+            "A WebSocket upgrade offering the subprotocol ocpp1.6. A charge point registered with a password "
+            "presents HTTP Basic auth (its id and password: OCPP 1.6 security profile 1)."
+        ),
+        replies={101: None},
+        errors={
+            400: "not a valid identity, or the subprotocol ocpp1.6 was not offered",
+            401: "this charge point needs HTTP Basic auth, or the password is wrong",
+            404: "unknown charge point (and auto-registration is off)",
+        },
+    ),
+]

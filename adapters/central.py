@@ -81,6 +81,8 @@ class CentralSystem:
         self.actors: dict[str, ChargePointActor] = {}
         self.vendor_handlers: dict[str, VendorHandler] = {}
         self.registered: set[str] = set()
+        # Hashes of AuthorizationKeys sent and not yet answered, by charge point.
+        self._pending_passwords: dict[str, str] = {}
         self._passwords = VerifiedPasswords()
         self._registration_lock = asyncio.Lock()
         self.committer: GroupCommitter
@@ -192,7 +194,10 @@ class CentralSystem:
         return False
 
     async def change_password(self, charge_point_id: str, password: str, reason: str) -> None:
-        await asyncio.to_thread(self.store.side.set_password_hash, charge_point_id, hash_password(password))
+        await self._store_password_hash(charge_point_id, await asyncio.to_thread(hash_password, password), reason)
+
+    async def _store_password_hash(self, charge_point_id: str, password_hash: str, reason: str) -> None:
+        await asyncio.to_thread(self.store.side.set_password_hash, charge_point_id, password_hash)
         await self.execute(charge_point_id, lambda cp: cp.change_credentials(has_password=True, reason=reason))
 
     async def allocate_reservation_id(self) -> int:
@@ -221,8 +226,14 @@ class CentralSystem:
         credentials = basic_credentials(authorization)
         if credentials is None or credentials[0] != charge_point_id:
             raise Refused(401, "this charge point needs HTTP Basic authentication")
-        if not await asyncio.to_thread(self._passwords.check, credentials[1], stored_hash):
+        if await asyncio.to_thread(self._passwords.check, credentials[1], stored_hash):
+            return
+        pending_hash = self._pending_passwords.get(charge_point_id)
+        if pending_hash is None or not await asyncio.to_thread(self._passwords.check, credentials[1], pending_hash):
             raise Refused(401, "wrong password")
+        # It authenticates with the key just sent: it has adopted it, whatever
+        # becomes of the reply on its old connection.
+        await self._store_password_hash(charge_point_id, pending_hash, "charge point adopted the new AuthorizationKey")
 
     async def connect(self, charge_point_id: str, send: Callable[[bytes], Any], close: Callable[[], Any],
                       remote: str) -> ChargePointActor:
@@ -265,9 +276,18 @@ class CentralSystem:
             reason = await actor.execute(lambda cp: prepare_call(cp, action, payload, self.now()))
             if reason is not None:
                 raise CommandRefused(action, reason)
-        reply = await actor.call(action, payload)
         new_password = sets_password(action, payload)
-        if new_password is not None and reply.get("status") == "Accepted":
-            # Security profile 1: the accepted AuthorizationKey is the new password.
-            await self.change_password(charge_point_id, new_password, reason="AuthorizationKey accepted")
-        return reply
+        if new_password is None:
+            return await actor.call(action, payload)
+        # Security profile 1: an accepted AuthorizationKey is the new password. A
+        # charge point may reconnect with it the moment it answers, so it is
+        # admitted with either password until the answer is recorded.
+        pending_hash = await asyncio.to_thread(hash_password, new_password)
+        self._pending_passwords[charge_point_id] = pending_hash
+        try:
+            reply = await actor.call(action, payload)
+            if reply.get("status") == "Accepted":
+                await self._store_password_hash(charge_point_id, pending_hash, "AuthorizationKey accepted")
+            return reply
+        finally:
+            self._pending_passwords.pop(charge_point_id, None)

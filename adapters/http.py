@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
@@ -104,11 +104,31 @@ def int_parameter(request: web.Request, name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A query parameter of a route, for the OpenAPI document."""
+
+    name: str
+    type: str  # a JSON Schema type: "integer" or "string"
+    description: str
+
+
+@dataclass(frozen=True, eq=False)
 class Route:
+    """One HTTP route and what the OpenAPI document says about it.
+
+    ``body`` and the values of ``replies`` name schemas of the document's
+    components; ``errors`` maps each error status the route answers to when.
+    """
+
     method: str
     path: str
     handler: Handler
     summary: str
+    body: str | None = None
+    replies: Mapping[int, str | None] = field(default_factory=lambda: {200: None})
+    errors: Mapping[int, str] = field(default_factory=dict)
+    query: tuple[Query, ...] = ()
+    description: str = ""
 
 
 ROUTE_TABLE = web.AppKey("route_table", list[Route])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from domain.chargepoint import ChargePoint
+from domain.redaction import recorded_reply, recorded_request
+from domain.replies import command_outcomes
 
 BOOT_FIELDS = {
     "vendor": "chargePointVendor",
@@ -12,9 +15,11 @@ BOOT_FIELDS = {
     "serialNumber": "chargePointSerialNumber",
     "firmwareVersion": "firmwareVersion",
 }
+EVENT_BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+SNAKE = re.compile(r"_([a-z0-9])")
 
 
-def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
+def charge_point_status(cp: ChargePoint, pending_commands: int = 0) -> dict[str, Any]:
     boot = cp.boot_info or {}
     return {
         "id": cp.id,
@@ -29,33 +34,55 @@ def charge_point_status(cp: ChargePoint) -> dict[str, Any]:
         "firmwareStatus": cp.firmware_status,
         "diagnosticsStatus": cp.diagnostics_status,
         "localListVersion": cp.local_list_version,
-        "connectors": {
-            str(connector_id): {
-                "status": connector.get("status"),
-                "errorCode": connector.get("errorCode"),
-                "info": connector.get("info"),
-                "vendorErrorCode": connector.get("vendorErrorCode"),
-                "timestamp": connector.get("timestamp"),
-                "transactionId": connector.get("transactionId"),
-                **({"availability": cp.availability[connector_id]} if connector_id in cp.availability else {}),
-            }
-            for connector_id, connector in sorted(cp.connectors.items())
-        },
+        "connectors": connectors_view(cp),
         "openTransactions": sorted(cp.open_transactions),
         "configuration": cp.configuration,
+        "commandOutcomes": command_outcomes(cp),
+        "pendingCommands": pending_commands,
         "version": cp.version,
     }
 
 
+def connectors_view(cp: ChargePoint) -> dict[str, dict[str, Any]]:
+    """Every connector the charge point reported or the CSMS changed, keyed "0", "1", ..."""
+    known = sorted(set(cp.connectors) | set(cp.availability))
+    view = {}
+    for connector_id in known:
+        connector = cp.connectors.get(connector_id, {})
+        view[str(connector_id)] = {
+            "status": connector.get("status"),
+            "errorCode": connector.get("errorCode"),
+            "info": connector.get("info"),
+            "vendorErrorCode": connector.get("vendorErrorCode"),
+            "timestamp": connector.get("timestamp"),
+            "transactionId": connector.get("transactionId"),
+            "availability": cp.availability.get(connector_id),
+            "unlockStatus": connector.get("unlockStatus"),
+        }
+    return view
+
+
 def event_view(event: Any) -> dict[str, Any]:
-    data = {
-        name: value
-        for name, value in vars(event).items()
-        if name not in ("originator_id", "originator_version", "timestamp", "originator_topic")
-    }
+    # Payloads inside (request, reply) are OCPP's own and already camelCase;
+    # the event's own field names are Python's, so they are renamed.
+    fields = {name: value for name, value in vars(event).items() if name not in EVENT_BOOKKEEPING}
+    action = fields.get("action")
+    if isinstance(action, str):
+        # A secret that reached history (written before secrets were hidden
+        # whatever their spelling, or reported by a charge point) is not shown.
+        if isinstance(fields.get("request"), dict):
+            fields["request"] = recorded_request(action, fields["request"])
+        if isinstance(fields.get("reply"), dict):
+            fields["reply"] = recorded_reply(action, fields["reply"])
+    data = {camel_case(name): value for name, value in fields.items()}
     return {
         "version": event.originator_version,
         "timestamp": event.timestamp,
         "type": type(event).__name__,
         "data": data,
     }
+
+
+def camel_case(name: str) -> str:
+    return SNAKE.sub(lambda match: match.group(1).upper(), name)
+

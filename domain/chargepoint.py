@@ -14,11 +14,23 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
+from domain import reservations
+from domain.charging import drop_transaction_profiles, install_profile
+from domain.idtags import tag_key
 from domain.records import TextIdEvent
 from domain.replies import LEARNED_FROM_REPLIES
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
 
 RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
+# FirmwareStatusNotification status -> where an UpdateFirmware stands; Idle says nothing.
+FIRMWARE_UPDATE_STATES = {
+    "Downloading": "installing",
+    "Downloaded": "installing",
+    "Installing": "installing",
+    "Installed": "installed",
+    "DownloadFailed": "failed",
+    "InstallationFailed": "failed",
+}
 
 Payload = dict[str, Any]
 
@@ -30,6 +42,8 @@ def topic(event_name: str) -> str:
 
 class ChargePoint(BaseAggregate[str]):
     TOPIC = "ampledger:ChargePoint"
+    # 2: charging profiles, reservations, local list and firmware update state.
+    class_version = 2
 
     class Event(TextIdEvent):
         TOPIC = "ampledger:ChargePoint.Event"
@@ -55,6 +69,23 @@ class ChargePoint(BaseAggregate[str]):
         self.local_list_version: int | None = None
         self.configuration: dict[str, Payload] = {}
         self.availability: dict[int, str] = {}
+        self.charging_profiles: list[Payload] = []  # {"connectorId", "chargingProfile"} entries
+        # Profiles of accepted RemoteStartTransactions, by idTag key, until their transaction starts.
+        self.remote_start_profiles: dict[str, Payload] = {}
+        self.reservations: reservations.Book = {}
+        self.local_list: dict[str, Payload] | None = None  # what the charge point holds; None: unknown
+        self.firmware_update: Payload | None = None  # the last UpdateFirmware and how it went
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot from before version 2 has none of its state yet.
+
+        A fallback only: EventStore.load replays the events behind a stale
+        snapshot instead, which also derives the new state from old events.
+        """
+        state.update(
+            charging_profiles=[], remote_start_profiles={}, reservations={}, local_list=None, firmware_update=None
+        )
 
     # ---- operator facts -------------------------------------------------
 
@@ -132,6 +163,12 @@ class ChargePoint(BaseAggregate[str]):
             "flags": list(flags),
         }
         self.connector(request["connectorId"])["transactionId"] = transaction_id
+        profile = self._take_remote_start_profile(request)
+        if profile is not None:
+            # OCPP 1.6 section 5.11: a remote start's profile is this transaction's TxProfile.
+            self.charging_profiles = install_profile(
+                self.charging_profiles, request["connectorId"], dict(profile, transactionId=transaction_id)
+            )
         self.last_seen = received_at
 
     @event("TransactionStartRepeated", topic="ampledger:ChargePoint.TransactionStartRepeated")
@@ -167,6 +204,10 @@ class ChargePoint(BaseAggregate[str]):
             connector = self.connector(started["connectorId"])
             if connector.get("transactionId") == transaction_id:
                 connector["transactionId"] = None
+        # OCPP 1.6 section 3.13.1: a TxProfile ends with its transaction.
+        self.charging_profiles = drop_transaction_profiles(
+            self.charging_profiles, transaction_id, started["connectorId"] if started else None
+        )
         self.last_seen = received_at
 
     @event("MeterValuesReceived", topic="ampledger:ChargePoint.MeterValuesReceived")
@@ -194,6 +235,9 @@ class ChargePoint(BaseAggregate[str]):
         self, message_id: str, request: Payload, reply: Payload, received_at: datetime
     ) -> None:
         self.firmware_status = request["status"]
+        state = FIRMWARE_UPDATE_STATES.get(request["status"])
+        if self.firmware_update is not None and state is not None:
+            self.firmware_update = dict(self.firmware_update, state=state, lastStatus=request["status"])
         self.last_seen = received_at
 
     @event("DiagnosticsStatusReported", topic="ampledger:ChargePoint.DiagnosticsStatusReported")
@@ -207,7 +251,16 @@ class ChargePoint(BaseAggregate[str]):
 
     @event("CallSent", topic="ampledger:ChargePoint.CallSent")
     def send_call(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
-        pass
+        if action == "UpdateFirmware":
+            # Followed from the moment it is sent: a rollout shows it pending at once.
+            self.firmware_update = {
+                "messageId": message_id,
+                "location": request["location"],
+                "retrieveDate": request["retrieveDate"],
+                "sentAt": format_ocpp_time(sent_at),
+                "state": "pending",
+                "lastStatus": None,
+            }
 
     @event("CallAnswered", topic="ampledger:ChargePoint.CallAnswered")
     def record_call_answer(
@@ -229,6 +282,10 @@ class ChargePoint(BaseAggregate[str]):
         error_details: Payload,
         received_at: datetime,
     ) -> None:
+        if action == "ReserveNow":
+            self.reservations = reservations.failed(self.reservations, request["reservationId"], error_code)
+        elif action == "UpdateFirmware" and (self.firmware_update or {}).get("messageId") == message_id:
+            self.firmware_update = dict(self.firmware_update or {}, state="failed", error=error_code)
         self.last_seen = received_at
 
     @event("CallTimedOut", topic="ampledger:ChargePoint.CallTimedOut")
@@ -237,7 +294,53 @@ class ChargePoint(BaseAggregate[str]):
     ) -> None:
         pass
 
+    # ---- reservations ------------------------------------------------------------
+
+    @event("ReservationRequested", topic="ampledger:ChargePoint.ReservationRequested")
+    def request_reservation(self, request: Payload, requested_at: datetime) -> None:
+        self.reservations = reservations.booked(self.reservations, reservations.requested(request, requested_at))
+
+    @event("ReservationUsed", topic="ampledger:ChargePoint.ReservationUsed")
+    def use_reservation(self, reservation_id: int, transaction_id: int, used_at: datetime) -> None:
+        self.reservations = reservations.changed(
+            self.reservations, reservation_id, reservations.USED, transactionId=transaction_id
+        )
+
+    @event("ReservationCancelled", topic="ampledger:ChargePoint.ReservationCancelled")
+    def cancel_reservation(self, reservation_id: int, reason: str, cancelled_at: datetime) -> None:
+        self.reservations = reservations.changed(
+            self.reservations, reservation_id, reservations.CANCELLED, reason=reason
+        )
+
+    @event("ReservationExpired", topic="ampledger:ChargePoint.ReservationExpired")
+    def expire_reservation(self, reservation_id: int, expired_at: datetime) -> None:
+        self.reservations = reservations.changed(self.reservations, reservation_id, reservations.EXPIRED)
+
+    def expire_due_reservations(self, now: datetime) -> datetime | None:
+        """Expires what is due at `now`; returns when the next open reservation expires."""
+        for reservation_id in reservations.due(self.reservations, now):
+            self.expire_reservation(reservation_id=reservation_id, expired_at=now)
+        return reservations.next_expiry(self.reservations)
+
+    # ---- files -------------------------------------------------------------------
+
+    @event("DiagnosticsUploaded", topic="ampledger:ChargePoint.DiagnosticsUploaded")
+    def receive_diagnostics_file(self, file_name: str, size: int, sha256: str, received_at: datetime) -> None:
+        pass  # the file itself lives in the data directory; this is its receipt
+
     # ---- queries ---------------------------------------------------------------
+
+    def active_transaction_ids(self) -> dict[int, int]:
+        """connectorId -> the transaction running on it."""
+        return {t["connectorId"]: transaction_id for transaction_id, t in self.open_transactions.items()}
+
+    def _take_remote_start_profile(self, request: Payload) -> Payload | None:
+        key = tag_key(request["idTag"])
+        waiting = self.remote_start_profiles.get(key)
+        if waiting is None or waiting["connectorId"] not in (None, request["connectorId"]):
+            return None
+        del self.remote_start_profiles[key]
+        return dict(waiting["chargingProfile"])
 
     def connector(self, connector_id: int) -> Payload:
         return self.connectors.setdefault(

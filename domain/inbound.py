@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping
 
+from domain import reservations
 from domain.chargepoint import ChargePoint, Payload
 from domain.metering import energy_readings
 from domain.timestamps import format_ocpp_time
@@ -51,7 +52,12 @@ def on_heartbeat(cp: ChargePoint, message_id: str, request: Payload, facts: Fact
 
 def on_status_notification(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
     reply: Payload = {}
+    connector_id, status = request["connectorId"], request["status"]
     cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    for reservation_id in reservations.cancelled_by_status(cp.reservations, connector_id, status):
+        cp.cancel_reservation(
+            reservation_id=reservation_id, reason=f"connector {connector_id} {status}", cancelled_at=facts.now
+        )
     return reply
 
 
@@ -76,6 +82,7 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
     # is refused; the charge point then stops the transaction itself.
     transaction_id = facts.allocate_transaction_id()
     flags = [] if info["status"] == "Accepted" else ["id_tag_not_accepted"]
+    reservation_id, reservation_flags = reservations.used_by_start(cp.reservations, request, info)
     reply = {"transactionId": transaction_id, "idTagInfo": info}
     cp.start_transaction(
         message_id=message_id,
@@ -83,8 +90,10 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
         reply=reply,
         received_at=facts.now,
         transaction_id=transaction_id,
-        flags=flags,
+        flags=flags + reservation_flags,
     )
+    if reservation_id is not None:
+        cp.use_reservation(reservation_id=reservation_id, transaction_id=transaction_id, used_at=facts.now)
     return reply
 
 
@@ -133,7 +142,9 @@ def on_meter_values(cp: ChargePoint, message_id: str, request: Payload, facts: F
 
 
 def on_data_transfer(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
-    handler = facts.vendor_handlers.get(request["vendorId"])
+    # vendorId is CiString255: any case names the same vendor.
+    vendor = request["vendorId"].lower()
+    handler = next((h for name, h in facts.vendor_handlers.items() if name.lower() == vendor), None)
     reply = handler(cp.id, request) if handler else {"status": "UnknownVendorId"}
     cp.receive_data_transfer(message_id=message_id, request=request, reply=reply, received_at=facts.now)
     return reply

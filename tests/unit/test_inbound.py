@@ -493,12 +493,6 @@ def test_a_data_transfer_for_a_registered_vendor_gets_that_vendors_answer() -> N
     assert recorded(cp).reply == reply
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: domain/inbound.py on_data_transfer looks vendorId up by exact case; "
-    "vendorId is CiString255 (OCPP 1.6 section 7.12), compared without regard to case",
-)
 def test_a_data_transfer_finds_its_vendor_whatever_the_case_of_the_vendor_id() -> None:
     world = World(vendor_handlers={"com.acme": lambda _cp, _req: {"status": "Accepted"}})  # given
     cp = registered()

@@ -1,0 +1,88 @@
+"""The Local Authorization List (OCPP 1.6 sections 3.5, 5.15, 6.43).
+
+Per charge point the central system keeps the list it knows the charge point
+holds (``None`` when it cannot know it) and that list's version. The IdTag
+registry is the authority: a sync sends what differs between it and the held
+list. Lists are dicts from the tag's case-insensitive key to an
+AuthorizationData entry ``{"idTag", "idTagInfo"}``; every function is pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from domain.idtags import tag_key
+
+Payload = dict[str, Any]
+LocalList = dict[str, Payload]
+
+FULL, DIFFERENTIAL = "Full", "Differential"
+INFO_FIELDS = ("status", "expiryDate", "parentIdTag")
+
+
+def list_from_registry(tags: Iterable[Payload]) -> LocalList:
+    """The list a charge point should hold: every registered tag with its IdTagInfo.
+
+    Blocked and Invalid tags are listed too, so a charge point offline refuses
+    them rather than falling back to its cache or to accepting unknown tags.
+    """
+    return {
+        tag_key(tag["idTag"]): {
+            "idTag": tag["idTag"],
+            "idTagInfo": {name: tag[name] for name in INFO_FIELDS if name in tag},
+        }
+        for tag in tags
+    }
+
+
+def plan_update(desired: LocalList, held: LocalList | None, held_version: int | None,
+                full: bool = False) -> Payload | None:
+    """The SendLocalList request that brings the charge point to `desired`.
+
+    Differential when the held list is known, Full otherwise (or when asked);
+    None when the charge point already holds exactly `desired`.
+    """
+    version = max(held_version or 0, 0) + 1
+    if full or held is None or held_version is None:
+        return {"listVersion": version, "updateType": FULL, "localAuthorizationList": _entries(desired)}
+    changes = [entry for key, entry in desired.items() if held.get(key) != entry]
+    # 5.15: an entry without idTagInfo in a Differential update removes the tag.
+    removals = [{"idTag": entry["idTag"]} for key, entry in held.items() if key not in desired]
+    if not changes and not removals:
+        return None
+    return {
+        "listVersion": version,
+        "updateType": DIFFERENTIAL,
+        "localAuthorizationList": sorted(changes + removals, key=lambda entry: tag_key(entry["idTag"])),
+    }
+
+
+def updated_list(held: LocalList | None, request: Payload) -> LocalList | None:
+    """The list a charge point holds after it accepted the SendLocalList `request`."""
+    entries = request.get("localAuthorizationList", [])
+    if request["updateType"] == FULL:
+        return {tag_key(entry["idTag"]): entry for entry in entries if "idTagInfo" in entry}
+    if held is None:
+        return None  # a difference applied to a list we do not know
+    result = dict(held)
+    for entry in entries:
+        if "idTagInfo" in entry:
+            result[tag_key(entry["idTag"])] = entry
+        else:
+            result.pop(tag_key(entry["idTag"]), None)
+    return result
+
+
+def list_after_version_report(held: LocalList | None, held_version: int | None, reported: int) -> LocalList | None:
+    """What we know of the list once the charge point reported its version.
+
+    Version 0 is an empty list (6.27); a version other than the one we hold
+    means the list changed behind our back, so we no longer know it.
+    """
+    if reported == 0:
+        return {}
+    return held if reported == held_version else None
+
+
+def _entries(local_list: LocalList) -> list[Payload]:
+    return [local_list[key] for key in sorted(local_list)]

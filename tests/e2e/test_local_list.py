@@ -1,0 +1,148 @@
+"""The Local Authorization List end to end: sent as given, or synced from the IdTag registry."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import pytest
+
+from tests.e2e.steps import answered, connected, exchange, sent_actions
+from tests.ocpp_client import ChargePointClient, Operator, shared_server
+
+server = shared_server()
+
+
+@pytest.fixture
+async def operator(server: Any) -> AsyncIterator[Operator]:
+    async with Operator(server.http) as operator:
+        yield operator
+
+
+async def sync(cp: ChargePointClient, operator: Operator, reply: str = "Accepted",
+               body: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
+    """A sync through the API, its SendLocalList answered: (the call, the API body)."""
+    call, (status, result) = await answered(
+        cp, operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync", body or {}),
+        "SendLocalList", {"status": reply},
+    )
+    assert status == 200, result
+    return call, result
+
+
+async def local_list(operator: Operator, charge_point_id: str) -> dict[str, Any]:
+    return await operator.get(f"/api/chargepoints/{charge_point_id}/local-list")
+
+
+async def registry_as_list(operator: Operator) -> list[dict[str, Any]]:
+    tags = (await operator.get("/api/idtags"))["idTags"]
+    fields = ("status", "expiryDate", "parentIdTag")
+    return [{"idTag": t["idTag"], "idTagInfo": {f: t[f] for f in fields if f in t}} for t in tags]
+
+
+async def test_a_list_sent_as_given_is_what_the_charge_point_holds(server, operator):
+    given = {"listVersion": 3, "updateType": "Full", "localAuthorizationList": [
+        {"idTag": "LL-GIVEN", "idTagInfo": {"status": "Accepted"}}, {"idTag": "LL-GONE"}]}
+    async with connected(server, operator, "LL-GIVEN") as cp:
+        before = await local_list(operator, "LL-GIVEN")
+        await exchange(cp, operator, "SendLocalList", given, {"status": "Accepted"})
+        held = await local_list(operator, "LL-GIVEN")
+        await exchange(cp, operator, "GetLocalListVersion", {}, {"listVersion": 3})
+        confirmed = await local_list(operator, "LL-GIVEN")
+        await exchange(cp, operator, "GetLocalListVersion", {}, {"listVersion": 5})
+        moved = await local_list(operator, "LL-GIVEN")
+
+    assert (before["listVersion"], before["known"]) == (None, False)
+    assert held == confirmed == {
+        "chargePointId": "LL-GIVEN", "listVersion": 3, "known": True,
+        "localAuthorizationList": [{"idTag": "LL-GIVEN", "idTagInfo": {"status": "Accepted"}}],
+    }
+    assert (moved["listVersion"], moved["known"], moved["localAuthorizationList"]) == (5, False, None)
+    assert (await operator.get("/api/chargepoints/LL-GIVEN"))["localListVersion"] == 5
+
+
+async def test_sync_sends_the_registry_in_full_then_only_what_changed(server, operator):
+    await operator.save_id_tag("LL-KEEP")
+    await operator.save_id_tag("LL-BLOCK")
+    await operator.save_id_tag("LL-DROP")
+    async with connected(server, operator, "LL-SYNC") as cp:
+        first, first_result = await sync(cp, operator)
+        await operator.save_id_tag("LL-BLOCK", status="Blocked")
+        await operator.save_id_tag("LL-NEW", parent_id_tag="LL-KEEP")
+        assert (await operator.request("DELETE", "/api/idtags/LL-DROP"))[0] == 204
+        second, second_result = await sync(cp, operator)
+        up_to_date = await operator.request("POST", "/api/chargepoints/LL-SYNC/local-list/sync")
+        held = await local_list(operator, "LL-SYNC")
+        forced, _ = await sync(cp, operator, body={"updateType": "Full"})
+        registry = await registry_as_list(operator)
+
+    first_payload = first[3]
+    assert (first_payload["updateType"], first_payload["listVersion"]) == ("Full", 1)
+    assert {"idTag": "LL-DROP", "idTagInfo": {"status": "Accepted"}} in first_payload["localAuthorizationList"]
+    assert first_result == {"status": "Accepted", "updateType": "Full", "listVersion": 1,
+                            "entries": len(first_payload["localAuthorizationList"]), "attempts": [
+                                {"status": "Accepted", "updateType": "Full", "listVersion": 1,
+                                 "entries": len(first_payload["localAuthorizationList"])}]}
+    assert second[3] == {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [
+        {"idTag": "LL-BLOCK", "idTagInfo": {"status": "Blocked"}},
+        {"idTag": "LL-DROP"},
+        {"idTag": "LL-NEW", "idTagInfo": {"status": "Accepted", "parentIdTag": "LL-KEEP"}},
+    ]}
+    assert second_result["status"] == "Accepted"
+    assert up_to_date == (200, {"status": "UpToDate", "listVersion": 2, "attempts": []})
+    assert held["listVersion"] == 2 and held["localAuthorizationList"] == registry
+    assert (forced[3]["updateType"], forced[3]["listVersion"]) == ("Full", 3)
+    assert forced[3]["localAuthorizationList"] == registry
+
+
+async def test_a_version_mismatch_falls_back_to_a_full_list_after_the_charge_point_tells_its_version(
+        server, operator):
+    await operator.save_id_tag("LL-MISMATCH")
+    async with connected(server, operator, "LL-MISMATCH") as cp:
+        await sync(cp, operator)  # version 1, known
+        await operator.save_id_tag("LL-MISMATCH", status="Blocked")
+        pending = asyncio.ensure_future(operator.request("POST", "/api/chargepoints/LL-MISMATCH/local-list/sync"))
+        differential = await cp.next_call()
+        await cp.reply(differential, {"status": "VersionMismatch"})
+        version_call = await cp.next_call()
+        await cp.reply(version_call, {"listVersion": 7})
+        full = await cp.next_call()
+        await cp.reply(full, {"status": "Accepted"})
+        status, result = await pending
+        held = await local_list(operator, "LL-MISMATCH")
+
+    assert (differential[3]["updateType"], differential[3]["listVersion"]) == ("Differential", 2)
+    assert version_call[2:] == ["GetLocalListVersion", {}]
+    assert (full[2], full[3]["updateType"], full[3]["listVersion"]) == ("SendLocalList", "Full", 8)
+    assert status == 200
+    assert [(a["updateType"], a["status"]) for a in result["attempts"]] == [
+        ("Differential", "VersionMismatch"), ("Full", "Accepted")]
+    assert (result["status"], result["listVersion"]) == ("Accepted", 8)
+    assert (held["listVersion"], held["known"]) == (8, True)
+
+
+@pytest.mark.parametrize("refusal", ["Failed", "NotSupported"])
+async def test_a_refused_sync_leaves_the_known_list_as_it_was(server, operator, refusal):
+    charge_point_id = f"LL-{refusal.upper()}"
+    await operator.save_id_tag(charge_point_id)
+    async with connected(server, operator, charge_point_id) as cp:
+        await sync(cp, operator)
+        before = await local_list(operator, charge_point_id)
+        await operator.save_id_tag(charge_point_id, status="Blocked")
+        _, result = await sync(cp, operator, reply=refusal)
+        after = await local_list(operator, charge_point_id)
+
+    assert result["status"] == refusal and len(result["attempts"]) == 1
+    assert after == before and after["listVersion"] == 1
+
+
+async def test_sync_needs_a_known_connected_charge_point_and_a_valid_body(server, operator):
+    await operator.register("LL-OFFLINE")
+    offline = await operator.request("POST", "/api/chargepoints/LL-OFFLINE/local-list/sync")
+    unknown = await operator.request("POST", "/api/chargepoints/LL-NOBODY/local-list/sync")
+    async with connected(server, operator, "LL-BODY") as cp:
+        bad = await operator.request("POST", "/api/chargepoints/LL-BODY/local-list/sync", {"updateType": "Some"})
+        assert cp.incoming_calls.empty()
+
+    assert (offline[0], unknown[0], bad[0]) == (409, 404, 422)
+    assert await sent_actions(operator, "LL-BODY") == []
