@@ -33,6 +33,7 @@ from adapters.views import charge_point_status, event_view
 from adapters.websocket import CENTRAL, ocpp_endpoint
 from domain.idtags import IdTagRejected
 from domain.redaction import recorded_reply
+from projections.status import status_view
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,20 @@ async def status_of(central: CentralSystem, charge_point_id: str) -> dict[str, A
 
 
 async def list_charge_points(request: web.Request) -> web.Response:
+    """Every charge point's status, from the status read model: one query, not N loads."""
     central = central_of(request)
-    views = [await status_of(central, charge_point_id) for charge_point_id in sorted(central.registered)]
+    if not await central.read_models.reached(central.committer.position):
+        raise ApiError(503, "the read models are catching up; try again")
+    statuses, connectors = await asyncio.to_thread(
+        lambda: (
+            central.read_models.query("SELECT * FROM cp_status ORDER BY charge_point_id"),
+            central.read_models.query("SELECT * FROM cp_connectors ORDER BY charge_point_id, connector_id"),
+        )
+    )
+    by_charge_point: dict[str, list[dict[str, Any]]] = {}
+    for connector in connectors:
+        by_charge_point.setdefault(connector["charge_point_id"], []).append(connector)
+    views = [status_view(row, by_charge_point.get(row["charge_point_id"], [])) for row in statuses]
     return json_response({"chargePoints": views})
 
 
@@ -122,23 +135,22 @@ async def charge_point_events(request: web.Request) -> web.Response:
     return json_response({"events": events})
 
 
-async def send_command(request: web.Request) -> web.Response:
-    central = central_of(request)
-    charge_point_id = charge_point_id_of(request)
-    action = request.match_info["action"]
-    if action not in CENTRAL_SYSTEM_ACTIONS:
-        raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
-    if charge_point_id not in central.registered:
-        raise ApiError(404, f"unknown charge point {charge_point_id}")
-    payload = await read_json_object(request)
+def validate_command(central: CentralSystem, action: str, payload: dict[str, Any]) -> None:
+    """422 when the payload breaks the action's OCPP schema; nothing is sent then."""
     try:
         central.schemas.validate_request(action, payload)
     except OcppError as failure:
         raise ApiError(422, f"invalid {action} payload: {failure.description}", code=failure.code) from None
+
+
+async def call_charge_point(central: CentralSystem, charge_point_id: str, action: str,
+                            payload: dict[str, Any]) -> dict[str, Any]:
+    """CentralSystem.call with its failures as the API answers them (409, 404, 504, 502)."""
+    validate_command(central, action, payload)
     pending = pending_commands(central)
     pending[charge_point_id] += 1
     try:
-        reply = await central.call(charge_point_id, action, payload)
+        return await central.call(charge_point_id, action, payload)
     except NotConnected:
         raise ApiError(409, f"{charge_point_id} is not connected") from None
     except NotRegistered:
@@ -159,6 +171,18 @@ async def send_command(request: web.Request) -> web.Response:
         pending[charge_point_id] -= 1
         if not pending[charge_point_id]:
             del pending[charge_point_id]
+
+
+async def send_command(request: web.Request) -> web.Response:
+    central = central_of(request)
+    charge_point_id = charge_point_id_of(request)
+    action = request.match_info["action"]
+    if action not in CENTRAL_SYSTEM_ACTIONS:
+        raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
+    if charge_point_id not in central.registered:
+        raise ApiError(404, f"unknown charge point {charge_point_id}")
+    payload = await read_json_object(request)
+    reply = await call_charge_point(central, charge_point_id, action, payload)
     # A secret a charge point reports (it should not) is not passed on either.
     return json_response(recorded_reply(action, reply))
 

@@ -16,18 +16,17 @@ from typing import Any, AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
-from adapters.actors import CallRejected, CallTimeout, NotConnected, NotRegistered
-from adapters.api import central_of, charge_point_id_of, load_charge_point, pending_commands
+from adapters.api import call_charge_point, central_of, charge_point_id_of, load_charge_point, validate_command
 from adapters.central import CentralSystem
 from adapters.files import BadFileName, FileStore, FileTooLarge, StoredFile, safe_name
 from adapters.http import ApiError, Query, Route, json_response, read_json_object
-from adapters.ocppj import OcppError
 from adapters.read_api import moment_parameter
 from domain import reservations
 from domain.chargepoint import ChargePoint
 from domain.charging import composite_schedule
 from domain.local_list import FULL, list_from_registry, plan_update
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
+from projections import reservations as reservations_read_model
 
 log = logging.getLogger(__name__)
 
@@ -40,42 +39,6 @@ CALL_ERRORS = {
     502: "the charge point answered with a CALLERROR",
     504: "the charge point did not answer within the call timeout",
 }
-
-
-def validate(central: CentralSystem, action: str, payload: dict[str, Any]) -> None:
-    try:
-        central.schemas.validate_request(action, payload)
-    except OcppError as failure:
-        raise ApiError(422, f"invalid {action} payload: {failure.description}", code=failure.code) from None
-
-
-async def send_call(central: CentralSystem, charge_point_id: str, action: str, payload: dict[str, Any]) -> Any:
-    """CentralSystem.call with its failures as the API answers them."""
-    validate(central, action, payload)
-    pending = pending_commands(central)
-    pending[charge_point_id] += 1
-    try:
-        return await central.call(charge_point_id, action, payload)
-    except NotConnected:
-        raise ApiError(409, f"{charge_point_id} is not connected") from None
-    except NotRegistered:
-        raise ApiError(404, f"unknown charge point {charge_point_id}") from None
-    except CallTimeout:
-        raise ApiError(
-            504, f"{charge_point_id} did not answer {action} within {central.settings.call_timeout:g} s"
-        ) from None
-    except CallRejected as rejected:
-        raise ApiError(
-            502,
-            f"{charge_point_id} answered {action} with {rejected.code}",
-            errorCode=rejected.code,
-            errorDescription=rejected.description,
-            errorDetails=rejected.details,
-        ) from None
-    finally:
-        pending[charge_point_id] -= 1
-        if not pending[charge_point_id]:
-            del pending[charge_point_id]
 
 
 def registered_id(request: web.Request) -> str:
@@ -135,27 +98,29 @@ def reservation_view(cp: ChargePoint, reservation: dict[str, Any]) -> dict[str, 
 
 async def list_reservations(request: web.Request) -> web.Response:
     central = central_of(request)
+    conditions: list[str] = []
+    params: list[Any] = []
     wanted_status = request.query.get("status")
-    if wanted_status is not None and wanted_status not in reservations.STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(reservations.STATUSES)}")
+    if wanted_status is not None:
+        if wanted_status not in reservations.STATUSES:
+            raise ApiError(400, f"status must be one of {', '.join(reservations.STATUSES)}")
+        conditions.append("status = ?")
+        params.append(wanted_status)
     charge_point_id = request.query.get("chargePointId")
     if charge_point_id is not None:
         if charge_point_id not in central.registered:
             raise ApiError(404, f"unknown charge point {charge_point_id}")
-        charge_point_ids = [charge_point_id]
-    else:
-        # Served from the aggregates for now; a read model will take this over.
-        charge_point_ids = sorted(central.reservation_timer.charge_points & central.registered)
-    found = []
-    for each in charge_point_ids:
-        cp = await load_charge_point(central, each)
-        found += [
-            reservation_view(cp, reservation)
-            for reservation in cp.reservations.values()
-            if wanted_status is None or reservation["status"] == wanted_status
-        ]
-    found.sort(key=lambda view: (view["requestedAt"], view["reservationId"]))
-    return json_response({"reservations": found})
+        conditions.append("charge_point_id = ?")
+        params.append(charge_point_id)
+    if not await central.read_models.reached(central.committer.position):
+        raise ApiError(503, "the read models are catching up; try again")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = await asyncio.to_thread(
+        central.read_models.query,
+        f"SELECT * FROM reservations {where} ORDER BY requested_at, reservation_id",
+        params,
+    )
+    return json_response({"reservations": [reservations_read_model.reservation_view(row) for row in rows]})
 
 
 async def make_reservation(request: web.Request) -> web.Response:
@@ -163,10 +128,10 @@ async def make_reservation(request: web.Request) -> web.Response:
     charge_point_id = registered_id(request)
     body = await read_json_object(request)
     payload: dict[str, Any] = {"reservationId": 0, **body}
-    validate(central, "ReserveNow", payload)  # before an id is spent on it
+    validate_command(central, "ReserveNow", payload)  # before an id is spent on it
     if "reservationId" not in body:
         payload["reservationId"] = await central.allocate_reservation_id()
-    reply = await send_call(central, charge_point_id, "ReserveNow", payload)
+    reply = await call_charge_point(central, charge_point_id, "ReserveNow", payload)
     cp = await load_charge_point(central, charge_point_id)
     reservation = cp.reservations.get(payload["reservationId"], {})
     return json_response({**reservation_view(cp, reservation), "replyStatus": reply["status"]})
@@ -179,7 +144,7 @@ async def cancel_reservation(request: web.Request) -> web.Response:
         reservation_id = int(request.match_info["reservationId"])
     except ValueError:
         raise ApiError(400, "reservationId must be an integer") from None
-    reply = await send_call(central, charge_point_id, "CancelReservation", {"reservationId": reservation_id})
+    reply = await call_charge_point(central, charge_point_id, "CancelReservation", {"reservationId": reservation_id})
     cp = await load_charge_point(central, charge_point_id)
     reservation = cp.reservations.get(reservation_id)
     return json_response(
@@ -218,7 +183,7 @@ async def sync_local_list(request: web.Request) -> web.Response:
     attempts = [await _send_list(central, charge_point_id, update)]
     if attempts[-1]["status"] == "VersionMismatch":
         # The charge point's list moved on without us: ask its version, then send it all.
-        reported = await send_call(central, charge_point_id, "GetLocalListVersion", {})
+        reported = await call_charge_point(central, charge_point_id, "GetLocalListVersion", {})
         update = plan_update(desired, None, reported["listVersion"], full=True)
         assert update is not None
         attempts.append(await _send_list(central, charge_point_id, update))
@@ -226,7 +191,7 @@ async def sync_local_list(request: web.Request) -> web.Response:
 
 
 async def _send_list(central: CentralSystem, charge_point_id: str, update: dict[str, Any]) -> dict[str, Any]:
-    reply = await send_call(central, charge_point_id, "SendLocalList", update)
+    reply = await call_charge_point(central, charge_point_id, "SendLocalList", update)
     return {
         "status": reply["status"],
         "updateType": update["updateType"],

@@ -3,8 +3,9 @@
 One timer per charge point, set for its earliest open reservation's
 expiryDate. When it fires, the aggregate expires what is due and tells when
 the next one is; committed ReservationRequested events set timers as they
-come, and on startup every charge point that ever had a reservation is
-checked once, so nothing open is forgotten across a restart.
+come, and on startup every charge point with an open reservation (from the
+reservations read model) is checked once, so nothing open is forgotten
+across a restart.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from domain.chargepoint import topic
+from domain.reservations import OPEN
 from domain.timestamps import parse_ocpp_time
 
 if TYPE_CHECKING:
@@ -32,13 +34,16 @@ class ReservationTimer:
         self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._stopped = False
-        # Charge points that ever had a reservation: where GET /api/reservations looks.
-        self.charge_points: set[str] = set()
 
     async def start(self) -> None:
-        requested = await asyncio.to_thread(lambda: list(self._central.store.all_events([REQUESTED])))
-        self.charge_points.update(event.originator_id for event in requested)
-        for charge_point_id in sorted(self.charge_points):
+        # The read models are caught up before the timer starts: they know
+        # which charge points hold open reservations.
+        rows = await asyncio.to_thread(
+            self._central.read_models.query,
+            "SELECT DISTINCT charge_point_id FROM reservations WHERE status IN (?, ?)",
+            sorted(OPEN),
+        )
+        for charge_point_id in sorted(row["charge_point_id"] for row in rows):
             await self._expire_due(charge_point_id)
         self._central.committer.add_listener(self.observe)
 
@@ -54,7 +59,6 @@ class ReservationTimer:
         """Committed events: a new reservation sets its charge point's timer."""
         for event in events:
             if getattr(type(event), "TOPIC", None) == REQUESTED:
-                self.charge_points.add(event.originator_id)
                 self._arm(event.originator_id, parse_ocpp_time(event.request["expiryDate"]))
 
     def _arm(self, charge_point_id: str, at: datetime) -> None:

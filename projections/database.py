@@ -20,6 +20,15 @@ from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteD
 from adapters.store import StoreConfig
 
 TRACKING_NAME = "ReadModels"
+ADVISORY_LOCK = int.from_bytes(b"RdModels", "big")  # PostgreSQL's lock key for appliers
+
+
+class PositionMoved(Exception):
+    """Another follower applied events first; the position it left."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the read models are at {position} already")
+        self.position = position
 
 # Column types by dialect: timestamps are real timestamps in PostgreSQL and
 # ISO 8601 UTC text in SQLite (which sorts and compares correctly).
@@ -170,15 +179,41 @@ class ReadModelDatabase:
     def position(self) -> int:
         return self.recorder.max_tracking_id(TRACKING_NAME) or 0
 
-    def apply(self, apply_all: Callable[[Sql], None], last_notification_id: int) -> None:
+    def apply(self, apply_all: Callable[[Sql], None], last_notification_id: int, expected_position: int) -> None:
+        """Applies events up to ``last_notification_id`` read after ``expected_position``.
+
+        Raises PositionMoved, changing nothing, when another follower (another
+        node on these tables, a rebuild) moved the position meanwhile.
+        """
         with self.datastore.transaction(commit=True) as cursor:
             if self.dialect == "postgresql":
                 # As for SQLite's pool above: a lost read-model commit is re-applied.
                 cursor.execute("SET LOCAL synchronous_commit = off")
             sql = Sql(cursor, self.dialect)
+            tracked = self._claim(sql)
+            if tracked != expected_position:
+                raise PositionMoved(tracked)
             apply_all(sql)
             sql.flush()
             self.recorder._insert_tracking(cursor, Tracking(TRACKING_NAME, last_notification_id))
+
+    def _claim(self, sql: Sql) -> int:
+        """Takes the read models' write lock; returns the position tracked under it.
+
+        Followers sharing these tables take turns, and the tracking row's
+        upsert alone would let a longer batch re-apply a shorter one's events.
+        """
+        if self.dialect == "postgresql":
+            sql.run("SELECT pg_advisory_xact_lock(?)", (ADVISORY_LOCK,))
+            table = "notification_tracking"
+        else:
+            # A write as the first statement: SQLite takes its write lock before reading.
+            sql.run("UPDATE tracking SET notification_id = notification_id WHERE application_name = ?",
+                    (TRACKING_NAME,))
+            table = "tracking"
+        row = sql.one(f"SELECT MAX(notification_id) AS position FROM {table} WHERE application_name = ?",
+                      (TRACKING_NAME,))
+        return int(row["position"] or 0) if row else 0
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self.datastore.transaction(commit=False) as cursor:

@@ -19,8 +19,8 @@ from eventsourcing.persistence import Notification
 from adapters.store import EventStore
 from domain.chargepoint import topic
 from domain.tariffs import TariffBook
-from projections import billing, status
-from projections.database import ReadModelDatabase, Sql
+from projections import billing, reservations, status
+from projections.database import PositionMoved, ReadModelDatabase, Sql
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,12 @@ FAILURES = {
             error TEXT NOT NULL
         )""",
 }
-TABLES = {**FAILURES, **status.TABLES, **billing.TABLES}
+TABLES = {**FAILURES, **status.TABLES, **billing.TABLES, **reservations.TABLES}
 
 
 def handlers_by_topic() -> dict[str, list[Handler]]:
     table: dict[str, list[Handler]] = {}
-    for module_handlers in (status.HANDLERS, billing.HANDLERS):
+    for module_handlers in (status.HANDLERS, billing.HANDLERS, reservations.HANDLERS):
         for name, handler in module_handlers.items():
             table.setdefault(topic(name), []).append(handler)
     for name, handler in billing.TARIFF_HANDLERS.items():
@@ -87,11 +87,20 @@ class ReadModels:
             if not notifications:
                 return applied
             try:
-                self.db.apply(functools.partial(_apply, self._decode(notifications)), notifications[-1].id)
-            except Exception:
-                log.exception("a batch of read-model updates failed; applying it event by event")
-                for notification in notifications:
-                    self._apply_alone(notification)
+                try:
+                    work = functools.partial(_apply, self._decode(notifications))
+                    self.db.apply(work, notifications[-1].id, self.position)
+                except PositionMoved:
+                    raise
+                except Exception:
+                    log.exception("a batch of read-model updates failed; applying it event by event")
+                    for notification in notifications:
+                        self._apply_alone(notification)
+            except PositionMoved as moved:
+                # Another node (or a rebuild) applied them: carry on from where it got.
+                self.position = moved.position
+                self._announce(self.position)
+                continue
             self.position = notifications[-1].id
             applied += len(notifications)
             self._announce(self.position)
@@ -103,10 +112,13 @@ class ReadModels:
     def _apply_alone(self, notification: Notification) -> None:
         """One event the read models cannot take is set aside, not allowed to stop them."""
         try:
-            self.db.apply(functools.partial(_apply, self._decode([notification])), notification.id)
+            self.db.apply(functools.partial(_apply, self._decode([notification])), notification.id, self.position)
+        except PositionMoved:
+            raise
         except Exception as error:
             log.exception("read models set aside event %d (%s)", notification.id, notification.topic)
-            self.db.apply(functools.partial(_set_aside, notification, repr(error)), notification.id)
+            self.db.apply(functools.partial(_set_aside, notification, repr(error)), notification.id, self.position)
+        self.position = notification.id
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import orjson
 
+from domain.timestamps import format_ocpp_time
 from projections.database import Sql, storable
 
 TABLES = {
@@ -124,7 +125,7 @@ def on_connector_status(event: Any, sql: Sql) -> None:
             request["errorCode"],
             request.get("info"),
             request.get("vendorErrorCode"),
-            request.get("timestamp") or event.received_at.isoformat(),
+            request.get("timestamp") or format_ocpp_time(event.received_at),
             event.originator_id,
             request["connectorId"],
         ),

@@ -211,7 +211,19 @@ async def test_the_status_shows_the_contracts_fields(server, operator):
         listed = {entry["id"]: entry for entry in (await operator.get("/api/chargepoints"))["chargePoints"]}
     offline = await operator.get("/api/chargepoints/API-STATUS")
 
-    assert online == listed["API-STATUS"]
+    # The list comes from the status read model, the single view from the
+    # aggregate (with what replies taught); on the contract's fields they agree.
+    entry = listed["API-STATUS"]
+    for field in ("online", "lastSeen", "vendor", "model", "serialNumber", "firmwareVersion", "firmwareStatus",
+                  "diagnosticsStatus", "localListVersion", "description"):
+        assert entry[field] == online[field], field
+    assert {
+        key: {field: c[field] for field in ("status", "errorCode", "info", "timestamp", "transactionId")}
+        for key, c in online["connectors"].items()
+    } == {
+        key: {field: c[field] for field in ("status", "errorCode", "info", "timestamp", "transactionId")}
+        for key, c in entry["connectors"].items()
+    }
     assert online["online"] is True and offline["online"] is False
     assert online["lastSeen"] is not None
     assert (online["vendor"], online["model"], online["serialNumber"], online["firmwareVersion"]) == (

@@ -1,0 +1,131 @@
+"""Reservations read model: every reservation of every charge point, with its status.
+
+Follows the same lifecycle as domain/reservations.py (Pending, Accepted,
+Rejected, Used, Cancelled, Expired) from the events that move it. Times are
+kept as OCPP text (UTC, milliseconds, 'Z'), which sorts correctly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from domain import reservations
+from domain.timestamps import format_ocpp_time, parse_ocpp_time
+from projections.database import Sql
+
+TABLES = {
+    "reservations": """
+        CREATE TABLE IF NOT EXISTS reservations (
+            charge_point_id TEXT NOT NULL,
+            reservation_id {bigint} NOT NULL,
+            connector_id INTEGER NOT NULL,
+            id_tag TEXT NOT NULL,
+            parent_id_tag TEXT,
+            expiry_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reply_status TEXT,
+            requested_at TEXT NOT NULL,
+            transaction_id {bigint},
+            reason TEXT,
+            PRIMARY KEY (charge_point_id, reservation_id)
+        );
+        CREATE INDEX IF NOT EXISTS reservations_by_status ON reservations (status, expiry_date)""",
+}
+
+Handler = Callable[[Any, Sql], None]
+OPEN = tuple(sorted(reservations.OPEN))
+
+
+def on_requested(event: Any, sql: Sql) -> None:
+    request = event.request
+    # OCPP 1.6 section 5.13: a ReserveNow with a known id replaces that reservation.
+    sql.run(
+        "INSERT INTO reservations (charge_point_id, reservation_id, connector_id, id_tag, parent_id_tag, expiry_date,"
+        " status, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (charge_point_id, reservation_id) DO UPDATE SET connector_id = excluded.connector_id,"
+        " id_tag = excluded.id_tag, parent_id_tag = excluded.parent_id_tag, expiry_date = excluded.expiry_date,"
+        " status = excluded.status, requested_at = excluded.requested_at, reply_status = NULL,"
+        " transaction_id = NULL, reason = NULL",
+        (
+            event.originator_id,
+            request["reservationId"],
+            request["connectorId"],
+            request["idTag"],
+            request.get("parentIdTag"),
+            format_ocpp_time(parse_ocpp_time(request["expiryDate"])),
+            reservations.PENDING,
+            format_ocpp_time(event.requested_at),
+        ),
+    )
+
+
+def _set(sql: Sql, event: Any, reservation_id: int, status: str, only_from: tuple[str, ...], **fields: Any) -> None:
+    assignments = "".join(f", {column} = ?" for column in fields)
+    marks = ", ".join("?" for _ in only_from)
+    sql.run(
+        f"UPDATE reservations SET status = ?{assignments}"
+        f" WHERE charge_point_id = ? AND reservation_id = ? AND status IN ({marks})",
+        (status, *fields.values(), event.originator_id, reservation_id, *only_from),
+    )
+
+
+def on_call_answered(event: Any, sql: Sql) -> None:
+    if event.action == "ReserveNow":
+        status = event.reply["status"]
+        accepted = reservations.ACCEPTED if status == reservations.ACCEPTED else reservations.REJECTED
+        _set(sql, event, event.request["reservationId"], accepted, (reservations.PENDING,), reply_status=status)
+    elif event.action == "CancelReservation" and event.reply["status"] == "Accepted":
+        _set(sql, event, event.request["reservationId"], reservations.CANCELLED, OPEN, reason="CancelReservation")
+
+
+def on_call_failed(event: Any, sql: Sql) -> None:
+    # A lost connection may have delivered it: it stays Pending until it expires.
+    if event.action == "ReserveNow" and event.error_code != reservations.UNDELIVERED:
+        _set(sql, event, event.request["reservationId"], reservations.REJECTED, (reservations.PENDING,),
+             reply_status=event.error_code)
+
+
+def on_used(event: Any, sql: Sql) -> None:
+    # Used may follow Expired: an offline start timestamped before the expiry.
+    _set(sql, event, event.reservation_id, reservations.USED, (*OPEN, reservations.EXPIRED),
+         transaction_id=event.transaction_id)
+
+
+def on_cancelled(event: Any, sql: Sql) -> None:
+    _set(sql, event, event.reservation_id, reservations.CANCELLED, OPEN, reason=event.reason)
+
+
+def on_expired(event: Any, sql: Sql) -> None:
+    _set(sql, event, event.reservation_id, reservations.EXPIRED, OPEN)
+
+
+HANDLERS: dict[str, Handler] = {
+    "ReservationRequested": on_requested,
+    "CallAnswered": on_call_answered,
+    "CallFailed": on_call_failed,
+    "ReservationUsed": on_used,
+    "ReservationCancelled": on_cancelled,
+    "ReservationExpired": on_expired,
+}
+
+OPTIONAL = {
+    "parentIdTag": "parent_id_tag",
+    "replyStatus": "reply_status",
+    "transactionId": "transaction_id",
+    "reason": "reason",
+}
+
+
+def reservation_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the API shows a reservation: the domain's fields, absent when unset."""
+    view = {
+        "chargePointId": row["charge_point_id"],
+        "reservationId": row["reservation_id"],
+        "connectorId": row["connector_id"],
+        "idTag": row["id_tag"],
+        "expiryDate": row["expiry_date"],
+        "status": row["status"],
+        "requestedAt": row["requested_at"],
+    }
+    view.update({name: row[column] for name, column in OPTIONAL.items() if row[column] is not None})
+    return view
