@@ -121,6 +121,10 @@ class CentralSystem:
         for row in rows:
             if row["online"]:
                 await self._mark_offline(row["charge_point_id"])
+        # Another node's change to the id tags or tariffs reaches us through
+        # the read models, which follow every node's events.
+        self.read_models.watch(REGISTRY_ID, id_tags.follow)
+        self.read_models.watch(TARIFF_BOOK_ID, self.tariffs.follow)
         # From now on the read models follow the store in their own thread.
         self.read_models.start(asyncio.get_running_loop())
         self.committer.add_listener(self.read_models.wake)

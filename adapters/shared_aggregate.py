@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from typing import Any, Callable, Generic, TypeVar
 
 from adapters.group_commit import GroupCommitter
 from adapters.store import ConflictError, EventStore
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A")
 MAX_RETRIES = 5
@@ -26,6 +29,7 @@ class SharedAggregate(Generic[A]):
         self._id = aggregate_id
         self._create = create
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
         self.current: A
 
     def _load(self) -> A:
@@ -34,6 +38,23 @@ class SharedAggregate(Generic[A]):
     async def load(self) -> A:
         self.current = await asyncio.to_thread(self._load)
         return self.current
+
+    def follow(self, version: int) -> None:
+        """A stored event of this aggregate was seen (perhaps from another node):
+        reload if what we serve is older. Called on the event loop."""
+        if version > self.current.version and self._refresh is None:  # type: ignore[attr-defined]
+            self._refresh = asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            async with self._lock:
+                loaded = await asyncio.to_thread(self._load)
+                if loaded.version > self.current.version:  # type: ignore[attr-defined]
+                    self.current = loaded
+        except Exception:
+            log.exception("could not reload %s; serving what we have", self._id)
+        finally:
+            self._refresh = None
 
     async def change(self, command: Callable[[A], Any]) -> Any:
         """Runs ``command`` on the aggregate; returns its result once committed."""

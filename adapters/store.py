@@ -6,6 +6,7 @@ writer thread or through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -165,6 +166,30 @@ class SideTables:
         self._conn.close()
 
 
+SCHEMA_LOCK = int.from_bytes(b"CSMSddl\x00", "big")  # PostgreSQL advisory lock key
+
+
+@contextlib.contextmanager
+def schema_lock(config: StoreConfig) -> Iterator[None]:
+    """Serialises creating tables across processes sharing a PostgreSQL database.
+
+    Two nodes (or a node and `csms replay`) starting together would otherwise
+    race in CREATE OR REPLACE FUNCTION ("tuple concurrently updated").
+    SQLite serialises DDL itself.
+    """
+    if config.kind != "postgresql":
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(config.postgres_conninfo or "", autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
 class EventStore:
     """Loads aggregates and commits batches of their events atomically."""
 
@@ -173,10 +198,11 @@ class EventStore:
         if self.config.sqlite_path:
             directory = os.path.dirname(os.path.abspath(self.config.sqlite_path))
             os.makedirs(directory, exist_ok=True)
-        self.app = CentralSystemApplication(env=self.config.env)
+        with schema_lock(self.config):
+            self.app = CentralSystemApplication(env=self.config.env)
+            self.side = SideTables(self.config)
         self.chain: ChainingMapper = self.app.mapper  # type: ignore[assignment]
         self.chain.recorder = self.app.recorder
-        self.side = SideTables(self.config)
 
     def load(self, aggregate_id: str) -> Any | None:
         if self._snapshot_is_stale(aggregate_id):

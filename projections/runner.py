@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from eventsourcing.persistence import Notification
 
-from adapters.store import EventStore
+from adapters.store import EventStore, schema_lock
 from domain.chargepoint import topic
 from domain.tariffs import TariffBook
 from projections import billing, reservations, status
@@ -68,7 +68,8 @@ def _set_aside(notification: Notification, error: str, sql: Sql) -> None:
 class ReadModels:
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self.db = ReadModelDatabase(store.config, TABLES)
+        with schema_lock(store.config):
+            self.db = ReadModelDatabase(store.config, TABLES)
         self.handlers = handlers_by_topic()
         self.position = self.db.position()
         self._wake = threading.Event()
@@ -76,6 +77,7 @@ class ReadModels:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._watchers: dict[str, Callable[[int], None]] = {}
 
     # ---- following the store ------------------------------------------------
 
@@ -86,6 +88,7 @@ class ReadModels:
             notifications = self.store.app.recorder.select_notifications(start=self.position + 1, limit=BATCH)
             if not notifications:
                 return applied
+            self._tell_watchers(notifications)
             try:
                 try:
                     work = functools.partial(_apply, self._decode(notifications))
@@ -104,6 +107,20 @@ class ReadModels:
             self.position = notifications[-1].id
             applied += len(notifications)
             self._announce(self.position)
+
+    def watch(self, aggregate_id: str, callback: Callable[[int], None]) -> None:
+        """Calls ``callback(version)`` on the event loop for each stored event of
+        that aggregate, from any node: how node-wide aggregates held in memory
+        learn that another node changed them."""
+        self._watchers[aggregate_id] = callback
+
+    def _tell_watchers(self, notifications: Sequence[Notification]) -> None:
+        if self._loop is None or not self._watchers:
+            return
+        for notification in notifications:
+            callback = self._watchers.get(str(notification.originator_id))
+            if callback is not None:
+                self._loop.call_soon_threadsafe(callback, notification.originator_version)
 
     def _decode(self, notifications: Sequence[Notification]) -> list[tuple[Any, list[Handler]]]:
         mapper = self.store.app.mapper

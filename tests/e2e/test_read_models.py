@@ -444,3 +444,22 @@ async def test_two_nodes_on_one_store_apply_every_event_once(store_url, server_f
     assert [(d["sessions"], d["energyWh"]) for d in days["RM-NODE-1"]] == [(5, 100 + 102 + 104 + 106 + 108)]
     assert [(d["sessions"], d["energyWh"]) for d in days["RM-NODE-2"]] == [(5, 101 + 103 + 105 + 107 + 109)]
     assert read_model_rows(store_url, "SELECT * FROM read_model_failures") == []
+
+
+async def test_an_id_tag_saved_on_one_node_authorizes_on_another(store_url, server_factory):
+    first = server_factory.start(store_url)
+    async with Operator(first.http) as operator:
+        await operator.register("RM-NODE-AUTH")
+    second = server_factory.start(store_url)  # started before the tag exists
+    async with Operator(first.http) as operator:
+        await operator.save_id_tag("LATE-TAG", "Accepted")
+    async with ChargePointClient(ws_base(second), "RM-NODE-AUTH") as cp:
+        # The second node learns of the change by following the store (within a
+        # second); wait for that documented propagation, bounded, not for a guess.
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            answer = await cp.call("Authorize", {"idTag": "late-tag"})
+            if answer["idTagInfo"]["status"] == "Accepted" or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    assert answer["idTagInfo"]["status"] == "Accepted"
