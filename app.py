@@ -108,6 +108,9 @@ def serve(args: argparse.Namespace) -> int:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional on odd platforms
         uvloop = None
+    # The group-commit thread wakes from each fsync needing the GIL back; with
+    # the default 5 ms switch interval it waits behind the event loop.
+    sys.setswitchinterval(0.001)
     try:
         parse_store_url(args.store)
     except StoreUrlError as failure:
