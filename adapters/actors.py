@@ -81,6 +81,9 @@ class AggregateHandle:
         self.central = central
         self.id = charge_point_id
         self.aggregate: ChargePoint | None = None
+        # True while a command's events are not yet durable: the aggregate in
+        # memory is then ahead of the store and must not be shown.
+        self.committing = False
 
     async def load(self) -> ChargePoint | None:
         if self.aggregate is None:
@@ -93,6 +96,7 @@ class AggregateHandle:
             if aggregate is None:
                 raise NotRegistered(self.id)
             version_before = aggregate.version
+            self.committing = True
             try:
                 result = command(aggregate)
                 events = aggregate.collect_events()
@@ -104,6 +108,8 @@ class AggregateHandle:
             except BaseException:
                 self.aggregate = None  # half-changed state must not be served
                 raise
+            finally:
+                self.committing = False
             return result
         raise ConflictError(f"{self.id} kept changing under us")
 

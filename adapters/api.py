@@ -59,8 +59,9 @@ def charge_point_id_of(request: web.Request) -> str:
 
 async def load_charge_point(central: CentralSystem, charge_point_id: str) -> Any:
     actor = central.actors.get(charge_point_id)
-    if actor is not None and actor.handle.aggregate is not None:
-        return actor.handle.aggregate
+    if actor is not None and actor.handle.aggregate is not None and not actor.handle.committing:
+        return actor.handle.aggregate  # committed state, in memory
+    # Nobody holds it, or a change is on its way to disk: read what is durable.
     cp = await asyncio.to_thread(central.store.load_charge_point, charge_point_id)
     if cp is None:
         raise ApiError(404, f"unknown charge point {charge_point_id}")

@@ -9,7 +9,6 @@ caller decides replies, ids and times and passes them in.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
@@ -157,6 +156,7 @@ class ChargePoint(BaseAggregate[str]):
             "connectorId": request["connectorId"],
             "idTag": request["idTag"],
             "idTagStatus": reply["idTagInfo"]["status"],
+            "idTagInfo": reply["idTagInfo"],  # a retried start gets the very same verdict
             "meterStart": request["meterStart"],
             "startTimestamp": request["timestamp"],
             "reservationId": request.get("reservationId"),
@@ -185,7 +185,7 @@ class ChargePoint(BaseAggregate[str]):
         reply: Payload,
         received_at: datetime,
         flags: list[str],
-        energy_wh: Decimal | None,
+        energy_wh: int | None,
     ) -> None:
         transaction_id = request["transactionId"]
         started = self.open_transactions.pop(transaction_id, None)

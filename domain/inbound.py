@@ -73,7 +73,8 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
         # A retry: the same transaction, the same id, the same verdict.
         reply = {
             "transactionId": earlier["transactionId"],
-            "idTagInfo": {"status": earlier["idTagStatus"]},
+            # Transactions recorded before idTagInfo was kept have the status alone.
+            "idTagInfo": earlier.get("idTagInfo", {"status": earlier["idTagStatus"]}),
         }
         cp.repeat_transaction_start(message_id=message_id, request=request, reply=reply, received_at=facts.now)
         return reply

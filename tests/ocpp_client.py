@@ -11,6 +11,8 @@ import base64
 import contextlib
 import itertools
 import json
+import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -245,3 +247,23 @@ def shared_server(*extra: str) -> Any:
                 server.stop()
 
     return fixture
+
+
+def instant(value: Any) -> datetime:
+    """A timestamp from the API or a read-model row, as an aware datetime."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def read_model_rows(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows straight from the read-model tables, as an analyst reads them."""
+    if store.startswith("sqlite:///"):
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(row) for row in conn.execute(sql, params)]
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(store, row_factory=dict_row) as conn:
+        return list(conn.execute(sql.replace("?", "%s"), params).fetchall())  # type: ignore[arg-type]

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, AsyncIterator
 
 import pytest
 
-from tests.ocpp_client import ChargePointClient, Operator, event_field, exchanges, shared_server, ws_base
+from tests.ocpp_client import (
+    ChargePointClient,
+    Operator,
+    event_field,
+    exchanges,
+    instant,
+    read_model_rows,
+    registered,
+    shared_server,
+    ws_base,
+)
 
 server = shared_server()
 
@@ -27,30 +36,6 @@ server = shared_server()
 async def operator(server: Any) -> AsyncIterator[Operator]:
     async with Operator(server.http) as operator:
         yield operator
-
-
-async def registered(server: Any, operator: Operator, charge_point_id: str) -> ChargePointClient:
-    await operator.register(charge_point_id)
-    return ChargePointClient(ws_base(server), charge_point_id)
-
-
-def instant(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def read_model_rows(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Rows straight from the read-model tables, as an analyst reads them."""
-    if store.startswith("sqlite:///"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(row) for row in conn.execute(sql, params)]
-    import psycopg
-    from psycopg.rows import dict_row
-
-    with psycopg.connect(store, row_factory=dict_row) as conn:
-        return list(conn.execute(sql.replace("?", "%s"), params).fetchall())  # type: ignore[arg-type]
 
 
 async def charge(cp: ChargePointClient, id_tag: str, start: str, stop: str, meter_start: int, meter_stop: int,

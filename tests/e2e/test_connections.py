@@ -136,3 +136,24 @@ async def test_a_charge_point_that_leaves_during_a_central_system_call_fails_it_
     assert sorted(e["type"] for e in events[3:]) == ["CallFailed", "Disconnected"]
     failed = next(e for e in events if e["type"] == "CallFailed")
     assert event_field(failed, "messageId") == call[1]
+
+
+async def test_a_peer_that_stops_answering_pings_is_closed_and_recorded_offline(store_url, server_factory):
+    pinging = server_factory.start(store_url, "--ping-interval", "0.5")
+    async with Operator(pinging.http) as operator:
+        await operator.register("CONN-DEAD")
+        async with aiohttp.ClientSession() as session:
+            # autoping=False: this client never answers a ping, like a peer gone dark.
+            async with session.ws_connect(f"{ws_base(pinging)}/ocpp/CONN-DEAD", protocols=("ocpp1.6",),
+                                          autoping=False) as ws:
+                seen = []
+                async for message in ws:  # ends when the server gives up on us
+                    seen.append(message.type)
+        assert aiohttp.WSMsgType.PING in seen
+        # The server records the disconnection once its handler ends; wait for
+        # that outcome (bounded), not for a guessed time.
+        deadline = asyncio.get_running_loop().time() + 15
+        while (await operator.get("/api/chargepoints/CONN-DEAD"))["online"]:
+            assert asyncio.get_running_loop().time() < deadline, "never recorded offline"
+            await asyncio.sleep(0.05)
+        assert (await operator.event_types("CONN-DEAD"))[-2:] == ["Connected", "Disconnected"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ import pytest
 
 from projections.runner import TABLES
 from tests.conftest import ROOT
-from tests.ocpp_client import ChargePointClient, Operator, shared_server, ws_base
+from tests.ocpp_client import ChargePointClient, Operator, instant, read_model_rows, shared_server, ws_base
 
 server = shared_server()
 
@@ -33,25 +32,6 @@ READ_MODEL_TABLES = tuple(TABLES)  # every read model, the ones added later incl
 async def operator(server: Any) -> AsyncIterator[Operator]:
     async with Operator(server.http) as operator:
         yield operator
-
-
-def instant(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def read_model_rows(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Rows straight from the read-model tables, as an analyst reads them."""
-    if store.startswith("sqlite:///"):
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(row) for row in conn.execute(sql, params)]
-    import psycopg
-    from psycopg.rows import dict_row
-
-    with psycopg.connect(store, row_factory=dict_row) as conn:
-        return list(conn.execute(sql.replace("?", "%s"), params).fetchall())  # type: ignore[arg-type]
 
 
 async def read_models_caught_up(operator: Operator) -> None:

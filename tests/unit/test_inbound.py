@@ -267,7 +267,8 @@ def test_a_start_with_an_accepted_tag_opens_a_transaction_on_its_connector() -> 
     assert reply == {"transactionId": 1001, "idTagInfo": {"status": "Accepted"}}  # then
     assert cp.open_transactions[1001] == {
         "transactionId": 1001, "connectorId": 1, "idTag": "TAG-1", "idTagStatus": "Accepted",
-        "meterStart": 1000, "startTimestamp": STARTED_AT, "reservationId": None, "flags": [],
+        "idTagInfo": {"status": "Accepted"}, "meterStart": 1000, "startTimestamp": STARTED_AT,
+        "reservationId": None, "flags": [],
     }
     assert cp.connectors[1]["transactionId"] == 1001
     assert type(recorded(cp)).__name__ == "TransactionStarted"
@@ -315,6 +316,18 @@ def test_a_retried_start_gets_the_same_id_and_verdict_and_no_new_transaction(tag
     assert list(cp.open_transactions) == [1001]
     assert type(recorded(cp)).__name__ == "TransactionStartRepeated"
     assert (recorded(cp).message_id, recorded(cp).reply) == ("start-2", retry)
+
+
+def test_a_retried_start_repeats_the_whole_id_tag_info() -> None:
+    world = World()  # given a tag with a parent and an expiry, and a start whose answer was lost
+    world.registry.save_tag("TAG-1", "Accepted", expiry_date="2099-01-01T00:00:00Z", parent_id_tag="FLEET")
+    cp = registered()
+    first = handle(cp, "StartTransaction", start_request(), world, "start-1")
+
+    retry = handle(cp, "StartTransaction", start_request(), world, "start-2")  # when
+
+    assert retry == first  # then: parentIdTag and expiryDate too, not the status alone
+    assert retry["idTagInfo"]["parentIdTag"] == "FLEET" and "expiryDate" in retry["idTagInfo"]
 
 
 def test_a_start_retried_after_its_stop_still_gets_the_same_id() -> None:
