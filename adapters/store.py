@@ -276,17 +276,6 @@ class EventStore:
     def stored_events(self, aggregate_id: str) -> list[StoredEvent]:
         return list(self.app.recorder.select_events(aggregate_id))
 
-    def all_events(self, topics: Sequence[str] = ()) -> Iterator[Any]:
-        """Every stored event in commit order, optionally only these topics."""
-        start = 1
-        while True:
-            notifications = self.app.recorder.select_notifications(start=start, limit=500, topics=topics)
-            if not notifications:
-                return
-            for notification in notifications:
-                yield self.app.mapper.to_domain_event(notification)
-            start = notifications[-1].id + 1
-
     def close(self) -> None:
         self.side.close()
         self.app.close()
