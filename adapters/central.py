@@ -127,6 +127,7 @@ class CentralSystem:
         self.read_models.watch(TARIFF_BOOK_ID, self.tariffs.follow)
         # From now on the read models follow the store in their own thread.
         self.read_models.start(asyncio.get_running_loop())
+        self.committer.add_recorded_listener(self.read_models.offer)
         self.committer.add_listener(self.read_models.wake)
         await self.reservation_timer.start()
 

@@ -39,12 +39,17 @@ class GroupCommitter:
         self._loop = loop
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._listeners: list[CommitListener] = []
+        self._recorded_listeners: list[Callable[[list[tuple[int, Any]]], None]] = []
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.batches = 0
         self.committed_events = 0
         self.position = 0  # highest notification id this writer committed
         self._stopped = False
         self._thread.start()
+
+    def add_recorded_listener(self, listener: Callable[[list[tuple[int, Any]]], None]) -> None:
+        """Called in the writer thread, right after each commit, with (notification id, event) pairs."""
+        self._recorded_listeners.append(listener)
 
     def add_listener(self, listener: CommitListener) -> None:
         """Called on the event loop with each committed batch of events."""
@@ -87,7 +92,7 @@ class GroupCommitter:
     def _write(self, batch: list[_Pending]) -> list[BaseException | None]:
         outcomes: list[BaseException | None]
         try:
-            position = self._store.commit([event for item in batch for event in item.events])
+            recorded = self._store.commit_recorded([event for item in batch for event in item.events])
         except ConflictError as error:
             # Someone's events lost a race; find whose, so the rest still commit.
             outcomes = [self._write_one(item) for item in batch] if len(batch) > 1 else [error]
@@ -96,7 +101,7 @@ class GroupCommitter:
             return [error] * len(batch)
         else:
             outcomes = [None] * len(batch)
-            self.position = max(self.position, position)
+            self._note_recorded(recorded)
         self.batches += 1
         for item, outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
@@ -107,11 +112,18 @@ class GroupCommitter:
 
     def _write_one(self, item: _Pending) -> BaseException | None:
         try:
-            position = self._store.commit(item.events)
+            recorded = self._store.commit_recorded(item.events)
         except Exception as error:
             return error
-        self.position = max(self.position, position)
+        self._note_recorded(recorded)
         return None
+
+    def _note_recorded(self, recorded: list[tuple[int, Any]]) -> None:
+        if not recorded:
+            return
+        self.position = max(self.position, max(notification_id for notification_id, _ in recorded))
+        for listener in self._recorded_listeners:
+            listener(recorded)
 
     def _snapshot(self, aggregate: Any) -> None:
         try:

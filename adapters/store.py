@@ -253,8 +253,12 @@ class EventStore:
         Returns the highest notification id written (0 if none), the position
         a reader must reach to see these events.
         """
+        return max((notification_id for notification_id, _ in self.commit_recorded(events)), default=0)
+
+    def commit_recorded(self, events: Sequence[CanMutateAggregate[str]]) -> list[tuple[int, Any]]:
+        """As commit(), returning each event with the notification id it was stored under."""
         if not events:
-            return 0
+            return []
         # Chain hashes are computed while mapping; they become heads only if committed.
         with self.chain.lock:
             try:
@@ -263,7 +267,7 @@ class EventStore:
                 self.chain.discard()
                 raise
             self.chain.confirm()
-        return max((r.notification.id for r in recordings), default=0)
+        return [(r.notification.id, r.domain_event) for r in recordings]
 
     def snapshot(self, aggregate: Any) -> None:
         """Stores the aggregate's current state so later loads skip its history."""

@@ -9,12 +9,14 @@ has no subscription at all, so one polling follower serves both stores.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 
 from adapters.store import EventStore, schema_lock
 from domain.chargepoint import topic
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000
 GATHER_SECONDS = 0.1
+MAX_OFFERED = 50_000  # beyond this the follower reads back from the store
 Handler = Callable[[Any, Sql], None]
 
 FAILURES = {
@@ -80,13 +83,62 @@ class ReadModels:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._watchers: dict[str, Callable[[int], None]] = {}
+        self._offered: collections.deque[tuple[int, Any]] = collections.deque()
+        self._offered_lock = threading.Lock()
 
     # ---- following the store ------------------------------------------------
+
+    def offer(self, recorded: list[tuple[int, Any]]) -> None:
+        """This node's committed events with their notification ids (writer thread).
+
+        When they follow on from our position, they are applied as they are:
+        no reading back, no decoding. Anything else (another node's events, a
+        gap) is read from the store as usual.
+        """
+        with self._offered_lock:
+            self._offered.extend(recorded)
+            while len(self._offered) > MAX_OFFERED:
+                self._offered.popleft()
+
+    def _take_offered(self) -> list[tuple[int, Any]]:
+        """The offered events that continue exactly from our position."""
+        taken: list[tuple[int, Any]] = []
+        with self._offered_lock:
+            while self._offered and self._offered[0][0] <= self.position:
+                self._offered.popleft()  # applied already (read from the store)
+            expected = self.position + 1
+            while self._offered and self._offered[0][0] == expected and len(taken) < BATCH:
+                taken.append(self._offered.popleft())
+                expected += 1
+        return taken
+
+    def _apply_offered(self, offered: list[tuple[int, Any]]) -> bool:
+        work = [(event, self.handlers[topic]) for _, event in offered
+                if (topic := get_topic(type(event))) in self.handlers]
+        self._tell_watchers_of(event for _, event in offered)
+        try:
+            self.db.apply(functools.partial(_apply, work), offered[-1][0], self.position)
+        except PositionMoved as moved:
+            self.position = moved.position
+            return True
+        except Exception:
+            # Read them back instead: that path sets aside what cannot be applied.
+            log.exception("applying committed events failed; reading them back from the store")
+            with self._offered_lock:
+                self._offered.clear()
+            return False
+        self.position = offered[-1][0]
+        return True
 
     def catch_up(self) -> int:
         """Applies everything stored after our position; returns how many events."""
         applied = 0
         while True:
+            offered = self._take_offered()
+            if offered and self._apply_offered(offered):
+                applied += len(offered)
+                self._announce(self.position)
+                continue
             notifications = self.store.app.recorder.select_notifications(start=self.position + 1, limit=BATCH)
             if not notifications:
                 return applied
@@ -117,12 +169,15 @@ class ReadModels:
         self._watchers[aggregate_id] = callback
 
     def _tell_watchers(self, notifications: Sequence[Notification]) -> None:
+        self._tell_watchers_of(notifications)
+
+    def _tell_watchers_of(self, events: Iterable[Any]) -> None:
         if self._loop is None or not self._watchers:
             return
-        for notification in notifications:
-            callback = self._watchers.get(str(notification.originator_id))
+        for event in events:
+            callback = self._watchers.get(str(event.originator_id))
             if callback is not None:
-                self._loop.call_soon_threadsafe(callback, notification.originator_version)
+                self._loop.call_soon_threadsafe(callback, event.originator_version)
 
     def _decode(self, notifications: Sequence[Notification]) -> list[tuple[Any, list[Handler]]]:
         mapper = self.store.app.mapper

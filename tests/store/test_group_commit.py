@@ -37,13 +37,13 @@ class GatedStore(EventStore):
         self.entered.clear()
         self.gate.clear()
 
-    def commit(self, events: Sequence[Any]) -> int:
+    def commit_recorded(self, events: Sequence[Any]) -> list[tuple[int, Any]]:
         self.commits.append(list(events))
         if self._holding:
             self._holding = False
             self.entered.set()
             assert self.gate.wait(GATE_TIMEOUT)
-        return super().commit(events)
+        return super().commit_recorded(events)
 
 
 @pytest.fixture
