@@ -42,6 +42,7 @@ T = TypeVar("T")
 Command = Callable[[ChargePoint], T]
 MAX_CONFLICT_RETRIES = 5
 REMEMBERED_REPLIES = 256  # per connection, for charge points that resend a CALL
+MAILBOX_SIZE = 64
 # Actions of the security whitepaper we recognise but do not serve yet.
 RECOGNISED_ONLY = frozenset(
     {"SecurityEventNotification", "SignCertificate", "LogStatusNotification", "SignedFirmwareStatusNotification"}
@@ -131,7 +132,8 @@ class ChargePointActor:
         self.handle = AggregateHandle(central, charge_point_id)
         self._send = send
         self._close = close
-        self._mailbox: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+        # Bounded: a charge point that floods us is slowed down by TCP, not by our memory.
+        self._mailbox: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue(MAILBOX_SIZE)
         self._replies: OrderedDict[str, bytes] = OrderedDict()
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
@@ -161,7 +163,7 @@ class ChargePointActor:
         self._closing = True
         if self._pending is not None and not self._pending[1].done():
             self._pending[1].set_exception(NotConnected(self.id))
-        self._mailbox.put_nowait(None)
+        await self._mailbox.put(None)
         if self._task is not None:
             await self._task
         self.stopped = True
@@ -191,7 +193,7 @@ class ChargePointActor:
                 if not future.done():
                     future.set_result(result)
 
-        self._mailbox.put_nowait(run)
+        await self._mailbox.put(run)
         return await future
 
     async def execute(self, command: Command[T]) -> T:
@@ -206,7 +208,7 @@ class ChargePointActor:
 
     # ---- frames from the charge point -----------------------------------------
 
-    def receive(self, data: str | bytes) -> None:
+    async def receive(self, data: str | bytes) -> None:
         try:
             frame = parse_frame(data)
         except UnparseableFrame as error:
@@ -215,10 +217,10 @@ class ChargePointActor:
         except OcppError as error:
             # In the mailbox, so the error is sent in order with earlier answers.
             answer = error_frame(error.details["messageId"], error.code, error.description)
-            self._mailbox.put_nowait(lambda: self._send(answer))
+            await self._mailbox.put(lambda: self._reply(answer))
             return
         if isinstance(frame, Call):
-            self._mailbox.put_nowait(lambda: self._answer(frame))
+            await self._mailbox.put(lambda: self._answer(frame))
         else:
             self._take_reply(frame)
 
@@ -226,7 +228,7 @@ class ChargePointActor:
         remembered = self._replies.get(call.message_id)
         if remembered is not None:
             # The same message id again on this connection: answered, not redone.
-            await self._send(remembered)
+            await self._reply(remembered)
             return
         try:
             reply = await self._handle(call)
@@ -234,13 +236,24 @@ class ChargePointActor:
             frame = error_frame(call.message_id, error.code, error.description, error.details)
         except Exception:
             log.exception("%s: %s %s failed", self.id, call.action, call.message_id)
-            frame = error_frame(call.message_id, "InternalError", "the central system could not process this call")
+            # Not remembered: a retry of this message id, once the fault is
+            # gone, must be processed, not told the same failure again.
+            await self._reply(
+                error_frame(call.message_id, "InternalError", "the central system could not process this call")
+            )
+            return
         else:
             frame = result_frame(call.message_id, reply)
         self._replies[call.message_id] = frame
         if len(self._replies) > REMEMBERED_REPLIES:
             self._replies.popitem(last=False)
-        await self._send(frame)
+        await self._reply(frame)
+
+    async def _reply(self, frame: bytes) -> None:
+        try:
+            await self._send(frame)
+        except ConnectionError:
+            log.info("%s: the connection closed before a reply could go out", self.id)
 
     async def _handle(self, call: Call) -> dict[str, Any]:
         handler = HANDLERS.get(call.action)
@@ -281,7 +294,7 @@ class ChargePointActor:
         central = self.central
         recorded = recorded_request(action, payload)
         async with self._call_lock:
-            if self.stopped:
+            if self.stopped or self._closing:
                 raise NotConnected(self.id)
             message_id = str(uuid.uuid4())
             await self.execute(

@@ -82,7 +82,8 @@ class CentralSystem:
         self.vendor_handlers: dict[str, VendorHandler] = {}
         self.registered: set[str] = set()
         # Hashes of AuthorizationKeys sent and not yet answered, by charge point.
-        self._pending_passwords: dict[str, str] = {}
+        self._pending_passwords: dict[str, set[str]] = {}
+        self._connect_locks: dict[str, asyncio.Lock] = {}
         self._passwords = VerifiedPasswords()
         self._registration_lock = asyncio.Lock()
         self.committer: GroupCommitter
@@ -233,8 +234,10 @@ class CentralSystem:
             raise Refused(401, "this charge point needs HTTP Basic authentication")
         if await asyncio.to_thread(self._passwords.check, credentials[1], stored_hash):
             return
-        pending_hash = self._pending_passwords.get(charge_point_id)
-        if pending_hash is None or not await asyncio.to_thread(self._passwords.check, credentials[1], pending_hash):
+        for pending_hash in list(self._pending_passwords.get(charge_point_id, ())):
+            if await asyncio.to_thread(self._passwords.check, credentials[1], pending_hash):
+                break
+        else:
             raise Refused(401, "wrong password")
         # It authenticates with the key just sent: it has adopted it, whatever
         # becomes of the reply on its old connection.
@@ -242,20 +245,30 @@ class CentralSystem:
 
     async def connect(self, charge_point_id: str, send: Callable[[bytes], Any], close: Callable[[], Any],
                       remote: str) -> ChargePointActor:
-        previous = self.actors.get(charge_point_id)
-        if previous is not None:
-            # A new connection takes over: the old one is closed and its
-            # Disconnected recorded before the new Connected, so history reads right.
-            log.info("%s reconnected; closing the previous connection", charge_point_id)
-            await previous.close_socket()
+        # One connection at a time per charge point goes through this, so two
+        # simultaneous reconnects cannot both take over the same old one.
+        async with self._connect_locks.setdefault(charge_point_id, asyncio.Lock()):
+            while (previous := self.actors.get(charge_point_id)) is not None:
+                # A new connection takes over: the old one is closed and its
+                # Disconnected recorded before the new Connected, so history reads right.
+                log.info("%s reconnected; closing the previous connection", charge_point_id)
+                await previous.close_socket()
+                try:
+                    await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
+                except TimeoutError:
+                    await self.disconnect(previous, "taken over by a new connection")
+            actor = ChargePointActor(self, charge_point_id, send, close)
+            self.actors[charge_point_id] = actor
+            actor.start()
             try:
-                await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
-            except TimeoutError:
-                await self.disconnect(previous, "taken over by a new connection")
-        actor = ChargePointActor(self, charge_point_id, send, close)
-        self.actors[charge_point_id] = actor
-        actor.start()
-        await actor.execute(lambda cp: cp.connect(remote=remote, connected_at=self.now()))
+                await actor.execute(lambda cp: cp.connect(remote=remote, connected_at=self.now()))
+            except BaseException:
+                # Not recorded as connected, so not connected: nothing may wait for it.
+                await actor.stop()
+                if self.actors.get(charge_point_id) is actor:
+                    del self.actors[charge_point_id]
+                actor.gone.set()
+                raise
         return actor
 
     async def disconnect(self, actor: ChargePointActor, reason: str) -> None:
@@ -288,11 +301,12 @@ class CentralSystem:
         # charge point may reconnect with it the moment it answers, so it is
         # admitted with either password until the answer is recorded.
         pending_hash = await asyncio.to_thread(hash_password, new_password)
-        self._pending_passwords[charge_point_id] = pending_hash
+        pending = self._pending_passwords.setdefault(charge_point_id, set())
+        pending.add(pending_hash)
         try:
             reply = await actor.call(action, payload)
             if reply.get("status") == "Accepted":
                 await self._store_password_hash(charge_point_id, pending_hash, "AuthorizationKey accepted")
             return reply
         finally:
-            self._pending_passwords.pop(charge_point_id, None)
+            pending.discard(pending_hash)  # only our own: another queued change keeps its key

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import AsyncIterator
+from urllib.parse import quote
 
 from domain.timestamps import format_ocpp_time
 
@@ -69,7 +70,9 @@ class FileStore:
         return self.root / "firmware"
 
     def diagnostics_dir(self, charge_point_id: str) -> Path:
-        return self.root / "diagnostics" / safe_name(charge_point_id)
+        # Percent-encoded (dots too): one folder per charge point, never shared
+        # ("cp:1" and "cp_1" differ) and never a path such as "..".
+        return self.root / "diagnostics" / quote(charge_point_id, safe="").replace(".", "%2E")
 
     async def save(self, directory: Path, name: str, chunks: AsyncIterator[bytes]) -> StoredFile:
         """Stores the stream as ``directory/name``; raises FileTooLarge past the limit."""

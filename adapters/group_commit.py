@@ -86,7 +86,11 @@ class GroupCommitter:
                     stopping = True
                     break
                 batch.append(item)
-            outcomes = self._write(batch)
+            try:
+                outcomes = self._write(batch)
+            except BaseException as error:  # never leave a batch's writers waiting
+                log.exception("the group committer failed")
+                outcomes = [error] * len(batch)
             self._loop.call_soon_threadsafe(self._resolve, batch, outcomes)
 
     def _write(self, batch: list[_Pending]) -> list[BaseException | None]:
@@ -123,7 +127,10 @@ class GroupCommitter:
             return
         self.position = max(self.position, max(notification_id for notification_id, _ in recorded))
         for listener in self._recorded_listeners:
-            listener(recorded)
+            try:
+                listener(recorded)
+            except Exception:  # the events are committed; a listener must not stop the writer
+                log.exception("a commit listener failed")
 
     def _snapshot(self, aggregate: Any) -> None:
         try:
@@ -144,5 +151,8 @@ class GroupCommitter:
                 item.future.set_exception(outcome)
         if committed:
             for listener in self._listeners:
-                listener(committed)
+                try:
+                    listener(committed)
+                except Exception:
+                    log.exception("a commit listener failed")
 

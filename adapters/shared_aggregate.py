@@ -30,6 +30,7 @@ class SharedAggregate(Generic[A]):
         self._create = create
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self._wanted = 0  # the newest version known to be stored
         self.current: A
 
     def _load(self) -> A:
@@ -42,14 +43,19 @@ class SharedAggregate(Generic[A]):
     def follow(self, version: int) -> None:
         """A stored event of this aggregate was seen (perhaps from another node):
         reload if what we serve is older. Called on the event loop."""
-        if version > self.current.version and self._refresh is None:  # type: ignore[attr-defined]
+        self._wanted = max(self._wanted, version)
+        if self._wanted > self.current.version and self._refresh is None:  # type: ignore[attr-defined]
             self._refresh = asyncio.get_running_loop().create_task(self._reload())
 
     async def _reload(self) -> None:
         try:
-            async with self._lock:
-                loaded = await asyncio.to_thread(self._load)
-                if loaded.version > self.current.version:  # type: ignore[attr-defined]
+            # Until what we serve is as new as the newest version seen: a version
+            # seen while a load was under way is not lost.
+            while self._wanted > self.current.version:  # type: ignore[attr-defined]
+                async with self._lock:
+                    loaded = await asyncio.to_thread(self._load)
+                    if loaded.version <= self.current.version:  # type: ignore[attr-defined]
+                        break  # the store has nothing newer (yet); the next event wakes us again
                     self.current = loaded
         except Exception:
             log.exception("could not reload %s; serving what we have", self._id)

@@ -45,15 +45,21 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
 
     async def send(frame: bytes) -> None:
-        if not ws.closed:
-            await ws.send_frame(frame, WSMsgType.TEXT)
+        if ws.closed:
+            raise ConnectionResetError(f"{charge_point_id} is no longer connected")
+        await ws.send_frame(frame, WSMsgType.TEXT)
 
-    actor = await central.connect(charge_point_id, send, ws.close, request.remote or "")
+    try:
+        actor = await central.connect(charge_point_id, send, ws.close, request.remote or "")
+    except Exception:
+        log.exception("could not record the connection of %s; closing it", charge_point_id)
+        await ws.close(code=1011, message=b"central system unavailable, try again")
+        return ws
     reason = "connection closed"
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
-                actor.receive(message.data)
+                await actor.receive(message.data)  # waits while its mailbox is full
             elif message.type == WSMsgType.BINARY:
                 log.warning("%s: dropped a binary frame; OCPP-J uses text", charge_point_id)
             elif message.type == WSMsgType.CLOSE:

@@ -157,3 +157,26 @@ async def test_a_peer_that_stops_answering_pings_is_closed_and_recorded_offline(
             assert asyncio.get_running_loop().time() < deadline, "never recorded offline"
             await asyncio.sleep(0.05)
         assert (await operator.event_types("CONN-DEAD"))[-2:] == ["Connected", "Disconnected"]
+
+
+async def test_two_simultaneous_reconnects_leave_one_connection(server, operator):
+    await operator.register("CONN-RACE")
+    first = ChargePointClient(ws_base(server), "CONN-RACE")
+    await first.connect()
+    second, third = ChargePointClient(ws_base(server), "CONN-RACE"), ChargePointClient(ws_base(server), "CONN-RACE")
+    await asyncio.gather(second.connect(), third.connect())  # when both take over at once
+
+    await asyncio.wait_for(first.closed.wait(), 20)
+    # Exactly one of the two survives: the other was taken over in turn.
+    _, waiting = await asyncio.wait([asyncio.ensure_future(second.closed.wait()),
+                                     asyncio.ensure_future(third.closed.wait())],
+                                    timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    for task in waiting:
+        task.cancel()
+    survivor = third if second.closed.is_set() else second
+    assert not survivor.closed.is_set()
+    assert (await survivor.call("Heartbeat", {}))["currentTime"]
+    for client in (first, second, third):
+        await client.close()
+    types = [t for t in await operator.event_types("CONN-RACE") if t in ("Connected", "Disconnected")]
+    assert types == ["Connected", "Disconnected"] * 3  # never two connections at once
