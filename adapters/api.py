@@ -29,6 +29,7 @@ from adapters.http import (
 )
 from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS, OcppError
 from adapters.openapi import build_document
+from adapters.read_api import fresh_read_models
 from adapters.views import charge_point_status, event_view
 from adapters.websocket import CENTRAL, ocpp_endpoint
 from domain.idtags import IdTagRejected
@@ -104,9 +105,7 @@ async def status_of(central: CentralSystem, charge_point_id: str) -> dict[str, A
 
 async def list_charge_points(request: web.Request) -> web.Response:
     """Every charge point's status, from the status read model: one query, not N loads."""
-    central = central_of(request)
-    if not await central.read_models.reached(central.committer.position):
-        raise ApiError(503, "the read models are catching up; try again")
+    central = await fresh_read_models(request)
     statuses, connectors = await asyncio.to_thread(
         lambda: (
             central.read_models.query("SELECT * FROM cp_status ORDER BY charge_point_id"),

@@ -20,7 +20,7 @@ from adapters.api import call_charge_point, central_of, charge_point_id_of, load
 from adapters.central import CentralSystem
 from adapters.files import BadFileName, FileStore, FileTooLarge, StoredFile, safe_name
 from adapters.http import ApiError, Query, Route, json_response, read_json_object
-from adapters.read_api import moment_parameter
+from adapters.read_api import fresh_read_models, moment_parameter
 from domain import reservations
 from domain.chargepoint import ChargePoint
 from domain.charging import composite_schedule
@@ -112,8 +112,7 @@ async def list_reservations(request: web.Request) -> web.Response:
             raise ApiError(404, f"unknown charge point {charge_point_id}")
         conditions.append("charge_point_id = ?")
         params.append(charge_point_id)
-    if not await central.read_models.reached(central.committer.position):
-        raise ApiError(503, "the read models are catching up; try again")
+    await fresh_read_models(request)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = await asyncio.to_thread(
         central.read_models.query,
