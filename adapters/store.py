@@ -58,6 +58,7 @@ def parse_store_url(url: str) -> StoreConfig:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": "adapters.sqlite_recorder:BatchInsertingSQLiteRecorder",
             **common,
         }
         return StoreConfig(url, "sqlite", env, sqlite_path=path)

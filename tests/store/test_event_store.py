@@ -282,3 +282,21 @@ def test_credentials_and_the_id_tag_registry_are_shared_by_nodes_and_survive_res
         node_b.close()
     assert found.find("tag-1") == {"idTag": "TAG-1", "status": "Blocked"}
     assert found.version == 2  # the registry was created once, not again by node b
+
+
+def test_each_committed_event_is_told_the_notification_id_it_was_stored_under(store: EventStore) -> None:
+    first, second = ChargePoint(id="CP-A", description="", auto_registered=False), ChargePoint(
+        id="CP-B", description="", auto_registered=False
+    )  # given two charge points with several events each, committed as one batch
+    for cp in (first, second):
+        for number in range(3):
+            cp.heartbeat(message_id=f"{cp.id}-{number}", request={}, reply={}, received_at=NOW)
+
+    recorded = store.commit_recorded([*first.collect_events(), *second.collect_events()])  # when
+
+    stored = store.app.recorder.select_notifications(start=1, limit=100)  # then: ids and events agree
+    by_id = {n.id: (n.originator_id, n.originator_version) for n in stored}
+    assert [by_id[notification_id] for notification_id, _ in recorded] == [
+        (event.originator_id, event.originator_version) for _, event in recorded
+    ]
+    assert len({notification_id for notification_id, _ in recorded}) == 8
