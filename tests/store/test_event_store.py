@@ -20,6 +20,7 @@ from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
 from domain.records import Snapshot
+from tests.stories import loaded, replayed_from_the_event_table
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -66,17 +67,6 @@ def a_day_of_charging(cp: ChargePoint, first_transaction_id: int, start_minute: 
                           reply={"configurationKey": [{"key": "HeartbeatInterval", "value": "300"}]}, received_at=NOW)
 
 
-def loaded(store: EventStore, charge_point_id: str) -> Any:
-    found = store.load(charge_point_id)
-    assert found is not None
-    return found
-
-
-def replayed_from_every_event(store: EventStore, charge_point_id: str) -> Any:
-    # Straight from the event table: no snapshot can take part.
-    return _project(None, store.app.events.get(charge_point_id))
-
-
 async def settled() -> None:
     """Lets background block refills finish, so none runs against a closed node."""
     others = asyncio.all_tasks() - {asyncio.current_task()}
@@ -102,7 +92,7 @@ def test_a_charge_point_loaded_from_a_snapshot_equals_one_replayed_from_all_its_
     store.commit(cp.collect_events())
 
     from_snapshot = loaded(store, "CP-1")  # when
-    from_events = replayed_from_every_event(store, "CP-1")
+    from_events = replayed_from_the_event_table(store, "CP-1")
 
     assert store.app.snapshots is not None  # then: the load could start from a snapshot
     snapshot: Any
@@ -134,7 +124,7 @@ def test_a_snapshot_taken_before_an_upgrade_loads_what_a_replay_gives(store: Eve
 
     from_snapshot = loaded(store, "CP-1")  # when
 
-    assert from_snapshot == replayed_from_every_event(store, "CP-1")  # then
+    assert from_snapshot == replayed_from_the_event_table(store, "CP-1")  # then
 
 
 def test_history_is_read_oldest_first_a_page_at_a_time(store: EventStore) -> None:

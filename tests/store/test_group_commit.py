@@ -15,8 +15,9 @@ import pytest
 
 from adapters.audit import stored_events_of, verify
 from adapters.group_commit import GroupCommitter
-from adapters.store import ConflictError, EventStore, _project
+from adapters.store import ConflictError, EventStore
 from domain.chargepoint import ChargePoint
+from tests.stories import loaded, replayed_from_the_event_table
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 GATE_TIMEOUT = 30.0  # only a safety net against a hung test; nothing is timed
@@ -67,17 +68,6 @@ def new_charge_point(number: int) -> ChargePoint:
     return cp
 
 
-def loaded(store: EventStore, charge_point_id: str) -> Any:
-    found = store.load(charge_point_id)
-    assert found is not None
-    return found
-
-
-def stored(store: EventStore, charge_point_id: str) -> Any:
-    # Straight from the event table, whatever snapshots exist.
-    return _project(None, store.app.events.get(charge_point_id))
-
-
 async def test_many_concurrent_commits_all_land_before_they_return(
     store: GatedStore, committer: GroupCommitter
 ) -> None:
@@ -88,7 +78,7 @@ async def test_many_concurrent_commits_all_land_before_they_return(
     await asyncio.gather(*(committer.commit(cp.collect_events()) for cp in charge_points))  # when at once
 
     for cp in charge_points:  # then every event is stored and equal to what the actor holds
-        assert stored(store, cp.id) == cp
+        assert replayed_from_the_event_table(store, cp.id) == cp
     assert committer.committed_events == len(heard) == 3 * len(charge_points)
     assert {e.originator_id for e in heard} == {cp.id for cp in charge_points}
 
@@ -149,7 +139,7 @@ async def test_a_batch_with_one_conflicting_item_commits_all_the_others(
     assert [outcome is None for outcome in outcomes[1:]] == [True, True, False, True, True, True]
     assert isinstance(outcomes[3], ConflictError)
     for cp in others:
-        assert stored(store, cp.id) == cp
+        assert replayed_from_the_event_table(store, cp.id) == cp
     assert [e.message_id for e in store.history(contested.id, after=3)] == ["winner"]
     assert "loser" not in [getattr(e, "message_id", None) for e in heard]
     assert committer.committed_events == len(heard) == 3 + 1 + 3 * len(others)

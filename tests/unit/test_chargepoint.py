@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
-from eventsourcing.domain import CanMutateAggregate
 
 from domain.chargepoint import RECENT_TRANSACTIONS_KEPT, ChargePoint, topic
 from domain.replies import LEARNED_FROM_REPLIES
+from tests.stories import replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -28,14 +28,6 @@ BOOKKEEPING = {"_version", "_modified_on", "_pending_events"}
 
 def registered(charge_point_id: str = "CP-1") -> ChargePoint:
     return ChargePoint(id=charge_point_id, description="north car park", auto_registered=False)
-
-
-def replayed(events: Sequence[CanMutateAggregate[str]]) -> ChargePoint:
-    """A fresh aggregate built from events alone, as a load from the store does."""
-    aggregate: Any = None
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
 
 
 def assert_replay_gives_the_same_state(cp: ChargePoint) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
-from eventsourcing.domain import CanMutateAggregate
 
 from domain.idtags import REGISTRY_ID, IdTagRegistry, IdTagRejected, id_tag_info
+from tests.stories import replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -17,13 +17,6 @@ def empty_registry() -> IdTagRegistry:
     registry = IdTagRegistry(id=REGISTRY_ID)
     registry.collect_events()  # only what a story does is left pending
     return registry
-
-
-def replayed(events: Sequence[CanMutateAggregate[str]]) -> IdTagRegistry:
-    aggregate: Any = None
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
 
 
 # ---- the registry -------------------------------------------------------------------

@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
-from eventsourcing.domain import CanMutateAggregate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.chargepoint import ChargePoint, Payload
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts, VendorHandler
+from tests.stories import registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, 0, 123456, tzinfo=UTC)
 NOW_TEXT = "2024-03-04T10:00:00.123Z"  # OCPP-J time: UTC, milliseconds, Z
@@ -62,10 +62,6 @@ class World:
         )
 
 
-def registered() -> ChargePoint:
-    return ChargePoint(id="CP-1", description="", auto_registered=False)
-
-
 def world_with_tags(**statuses: str) -> World:
     world = World()
     for id_tag, status in statuses.items():
@@ -94,13 +90,6 @@ def charging(world: World, id_tag: str = "TAG-1", meter_start: int = 1000) -> tu
 
 def recorded(cp: ChargePoint) -> Any:
     return cp.pending_events[-1]
-
-
-def replayed(events: Sequence[CanMutateAggregate[str]]) -> ChargePoint:
-    aggregate: Any = None
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
 
 
 def sampled(value: str, **fields: str) -> Payload:

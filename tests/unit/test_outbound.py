@@ -12,23 +12,12 @@ from decimal import Decimal
 from typing import Any, Sequence
 
 import pytest
-from eventsourcing.domain import CanMutateAggregate
 
 from domain.chargepoint import ChargePoint
 from domain.outbound import prepare_call
+from tests.stories import registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
-
-
-def registered() -> ChargePoint:
-    return ChargePoint(id="CP-1", description="", auto_registered=False)
-
-
-def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:
-    aggregate: Any = None
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
 
 
 def profile(profile_id: int = 1, purpose: str = "TxDefaultProfile", stack_level: int = 0,

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
-from eventsourcing.domain import CanMutateAggregate
 
 from domain import reservations
 from domain.chargepoint import ChargePoint, Payload
@@ -19,20 +18,10 @@ from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
 from domain.outbound import prepare_call
 from domain.timestamps import format_ocpp_time
+from tests.stories import registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 EXPIRY = NOW + timedelta(hours=1)
-
-
-def registered() -> ChargePoint:
-    return ChargePoint(id="CP-1", description="", auto_registered=False)
-
-
-def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:
-    aggregate: Any = None
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
 
 
 def registry(**tags: dict[str, Any]) -> IdTagRegistry:

@@ -1,0 +1,33 @@
+"""Small givens shared by the domain and store tests."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from eventsourcing.domain import CanMutateAggregate
+
+from adapters.store import EventStore, _project
+from domain.chargepoint import ChargePoint
+
+
+def registered(charge_point_id: str = "CP-1", description: str = "") -> ChargePoint:
+    return ChargePoint(id=charge_point_id, description=description, auto_registered=False)
+
+
+def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:
+    """A fresh aggregate built from events alone, as a load from the store does."""
+    aggregate: Any = None
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
+def loaded(store: EventStore, charge_point_id: str) -> Any:
+    found = store.load(charge_point_id)
+    assert found is not None
+    return found
+
+
+def replayed_from_the_event_table(store: EventStore, charge_point_id: str) -> Any:
+    # Straight from the event table: no snapshot can take part.
+    return _project(None, store.app.events.get(charge_point_id))
