@@ -293,6 +293,23 @@ def commit_figures(start: dict[str, Any], end: dict[str, Any], calls: int, secon
             "commit_batches_per_s": batches / seconds if seconds > 0 else None}
 
 
+def errors_storm_and_memory(errors: dict[str, Any], storm: dict[str, Any], rss_before: Any,
+                            rss_connected: Any, n: int) -> dict[str, Any]:
+    """The result fields every scenario reports the same way."""
+    return {
+        "errors": errors["total"],
+        "error_kinds": errors["counts"],
+        "error_samples": errors["samples"],
+        "boot_storm_s": storm["boot_storm_s"],
+        "boot_storm_server_cpu_s": storm["boot_storm_server_cpu_s"],
+        "boot_p50_s": storm["boot_p50_s"],
+        "connect_retries": storm["connect_retries"],
+        "rss_before_kib": rss_before,
+        "rss_connected_kib": rss_connected,
+        "rss_per_conn_kib": rss_delta_per_conn(rss_before, rss_connected, n),
+    }
+
+
 def rss_delta_per_conn(before: int | None, after: int | None, n: int) -> float | None:
     if before is None or after is None or n <= 0:
         return None
@@ -371,16 +388,7 @@ async def run_load_scenario(opts: argparse.Namespace, kind: str, log_dir: Path, 
             "p99_ms": ms(hist.percentile(99)),
             "p999_ms": ms(hist.percentile(99.9)),
             "max_ms": ms(hist.max),
-            "errors": errors["total"],
-            "error_kinds": errors["counts"],
-            "error_samples": errors["samples"],
-            "boot_storm_s": storm["boot_storm_s"],
-            "boot_storm_server_cpu_s": storm["boot_storm_server_cpu_s"],
-            "boot_p50_s": storm["boot_p50_s"],
-            "connect_retries": storm["connect_retries"],
-            "rss_before_kib": rss_before,
-            "rss_connected_kib": rss_connected,
-            "rss_per_conn_kib": rss_delta_per_conn(rss_before, rss_connected, n),
+            **errors_storm_and_memory(errors, storm, rss_before, rss_connected, n),
             "rss_growth_in_window_kib": (rss_window_end - rss_window_start)
             if rss_window_end is not None and rss_window_start is not None else None,
             "server_cpu_ms_per_call": cpu["server"] * 1000 / calls if calls else None,
@@ -503,16 +511,7 @@ async def run_scale(opts: argparse.Namespace, kind: str, log_dir: Path) -> dict[
             "p50_ms": ms(hb_hist.percentile(50)),
             "p99_ms": ms(hb_hist.percentile(99)),
             "p999_ms": ms(hb_hist.percentile(99.9)),
-            "errors": errors["total"],
-            "error_kinds": errors["counts"],
-            "error_samples": errors["samples"],
-            "boot_storm_s": storm["boot_storm_s"],
-            "boot_storm_server_cpu_s": storm["boot_storm_server_cpu_s"],
-            "boot_p50_s": storm["boot_p50_s"],
-            "connect_retries": storm["connect_retries"],
-            "rss_before_kib": rss_before,
-            "rss_connected_kib": rss_connected,
-            "rss_per_conn_kib": rss_delta_per_conn(rss_before, rss_connected, n),
+            **errors_storm_and_memory(errors, storm, rss_before, rss_connected, n),
             "rss_held_kib": rss_held,
             "rss_growth_per_conn_during_hold_kib": rss_delta_per_conn(rss_connected, rss_held, n),
             "server_cpu_ms_per_call": cpu["server"] * 1000 / beats if beats else None,
