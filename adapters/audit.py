@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator
 from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
+from adapters.transcoder import with_entry
 from domain.records import Snapshot
 
 GENESIS = ""
@@ -54,16 +55,15 @@ class ChainingMapper(Mapper[str]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        digest = chain_digest(
-            self._head(originator_id, version - 1), originator_id, version, topic, self.transcoder.encode(state)
-        )
-        state[CHAIN_FIELD] = digest
+        encoded = self.transcoder.encode(state)
+        digest = chain_digest(self._head(originator_id, version - 1), originator_id, version, topic, encoded)
         self._pending[originator_id] = (version, digest)
         return StoredEvent(
             originator_id=originator_id,
             originator_version=version,
             topic=topic,
-            state=self.transcoder.encode(state),
+            # As if state[CHAIN_FIELD] = digest were encoded, without encoding it all again.
+            state=with_entry(encoded, CHAIN_FIELD, digest),
         )
 
     def _head(self, originator_id: str, version: int) -> str:

@@ -1,7 +1,10 @@
 """OCPP-J framing (OCPP-J 1.6 section 4): frames, schema validation, CALLERRORs.
 
 Payloads are validated against the official OCPP 1.6 JSON schemas shipped in
-the ``ocpp`` package, compiled once per action with fastjsonschema and kept.
+the ``ocpp`` package, compiled once per action and kept. jsonschema-rs (Rust)
+answers "valid?" about six times faster than fastjsonschema, so it decides
+the common case; fastjsonschema, whose errors name the failed rule, explains
+an invalid payload and has the last word (tests check that the two agree).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from importlib import resources
 from typing import Any, Callable
 
 import fastjsonschema
+import jsonschema_rs
 import orjson
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
@@ -152,6 +156,7 @@ def _encode_extra(value: Any) -> Any:
 
 
 Validator = Callable[[Payload], Any]
+Check = Callable[[Payload], bool]
 
 
 class Schemas:
@@ -159,14 +164,21 @@ class Schemas:
 
     def __init__(self) -> None:
         self._validators: dict[str, Validator] = {}
+        self._is_valid: dict[str, Check] = {}
         self._folder = resources.files("ocpp") / "v16" / "schemas"
 
     def _validator(self, name: str) -> Validator:
         validator = self._validators.get(name)
         if validator is None:
-            schema = json.loads((self._folder / f"{name}.json").read_text(encoding="utf-8"))
+            schema = self.schema(name)
             validator = self._validators[name] = fastjsonschema.compile(schema)
+            # The OCPP 1.6 schemas are draft 4; formats (date-time) are checked too.
+            self._is_valid[name] = jsonschema_rs.Draft4Validator(schema, validate_formats=True).is_valid
         return validator
+
+    def schema(self, name: str) -> dict[str, Any]:
+        schema: dict[str, Any] = json.loads((self._folder / f"{name}.json").read_text(encoding="utf-8"))
+        return schema
 
     def validate_request(self, action: str, payload: Payload) -> None:
         self._check(action, payload)
@@ -175,6 +187,9 @@ class Schemas:
         self._check(f"{action}Response", payload)
 
     def _check(self, name: str, payload: Payload) -> None:
+        is_valid = self._is_valid.get(name)
+        if is_valid is not None and is_valid(payload):
+            return
         try:
             self._validator(name)(payload)
         except fastjsonschema.JsonSchemaValueException as error:

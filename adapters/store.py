@@ -75,6 +75,7 @@ def parse_store_url(url: str) -> StoreConfig:
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_CONNECT_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "adapters.postgres_recorder:ArrayInsertingPostgresRecorder",
             **common,
         }
         conninfo = (

@@ -7,6 +7,7 @@ has no type for.
 
 from __future__ import annotations
 
+import struct
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,31 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == DECIMAL:
         return Decimal(data.decode())
     return msgpack.ExtType(code, data)
+
+
+def with_entry(encoded_map: bytes, key: str, value: Any) -> bytes:
+    """The msgpack bytes of a dict plus one entry at its end, without re-encoding the dict.
+
+    Byte for byte what encoding the extended dict gives (msgpack writes
+    entries in insertion order); only the header's count changes.
+    """
+    first = encoded_map[0]
+    if 0x80 <= first <= 0x8F:
+        count, body = first & 0x0F, encoded_map[1:]
+    elif first == 0xDE:
+        count, body = struct.unpack_from(">H", encoded_map, 1)[0], encoded_map[3:]
+    elif first == 0xDF:
+        count, body = struct.unpack_from(">I", encoded_map, 1)[0], encoded_map[5:]
+    else:
+        raise ValueError("not a msgpack map")
+    count += 1
+    if count <= 0x0F:
+        header = bytes([0x80 | count])
+    elif count <= 0xFFFF:
+        header = b"\xde" + struct.pack(">H", count)
+    else:
+        header = b"\xdf" + struct.pack(">I", count)
+    return header + body + msgpack.packb(key) + msgpack.packb(value, default=_default, use_bin_type=True)
 
 
 class MsgpackTranscoder(Transcoder):

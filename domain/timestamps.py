@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 def format_ocpp_time(moment: datetime) -> str:
     """UTC with millisecond precision and a 'Z', as OCPP-J peers expect."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is C code; the offset it writes is always "+00:00" here.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_ocpp_time(text: str) -> datetime:

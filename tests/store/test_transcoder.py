@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.store import EventStore
-from adapters.transcoder import MsgpackTranscoder
+from adapters.transcoder import MsgpackTranscoder, with_entry
 from domain.chargepoint import ChargePoint
 
 CEST = timezone(timedelta(hours=2))
@@ -124,3 +124,28 @@ def test_stored_events_come_back_with_the_same_values(store_url: str) -> None:
         assert sent.timestamp.tzinfo is not None
     finally:
         store.close()
+
+
+@settings(max_examples=200)
+@given(
+    entries=st.dictionaries(
+        st.text(max_size=5), st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=5)), max_size=20
+    ),
+    digest=st.text(max_size=64),
+)
+def test_an_entry_appended_to_encoded_state_equals_encoding_it_whole(entries: dict[str, Any], digest: str) -> None:
+    transcoder = MsgpackTranscoder()
+    entries.pop("chain_hash", None)
+    assert with_entry(transcoder.encode(entries), "chain_hash", digest) == transcoder.encode(
+        {**entries, "chain_hash": digest}
+    )
+
+
+@pytest.mark.parametrize("size", [14, 15, 16, 0xFFFE, 0xFFFF, 0x10000])
+def test_appending_crosses_msgpack_map_header_sizes(size: int) -> None:
+    transcoder = MsgpackTranscoder()
+    entries: dict[Any, Any] = {i: i for i in range(size)}
+    expected = transcoder.encode({**entries, "chain_hash": "x", "at": EVERYTHING["utc"]})
+    appended = with_entry(with_entry(transcoder.encode(entries), "chain_hash", "x"), "at", EVERYTHING["utc"])
+    assert appended == expected
+    assert transcoder.decode(appended) == {**entries, "chain_hash": "x", "at": EVERYTHING["utc"]}
