@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -25,6 +26,22 @@ from projections.runner import ReadModels
 log = logging.getLogger("csms")
 
 
+def settle_garbage_collector() -> None:
+    """Keeps the cyclic garbage collector's pauses short once the server is up.
+
+    A full collection walks every tracked object: modules, classes, schemas
+    and all, ~14 ms on this class of machine before a single charge point
+    connects, 60-120 ms with 1,000 connected: that was the latency tail.
+    Start-up objects are frozen out of collections (they live as long as the
+    process), and young collections run every 10,000 allocations instead of
+    700, so a call's short-lived objects die before one and do not pile up
+    in the older generations whose growth triggers the full collections.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 10)
+
+
 def build_app(store_url: str, settings: Settings, api_token: str) -> web.Application:
     app = web.Application(middlewares=[http.errors_as_json, http.bearer_token])
     app[http.API_TOKEN] = api_token
@@ -34,6 +51,7 @@ def build_app(store_url: str, settings: Settings, api_token: str) -> web.Applica
         central = CentralSystem(store, settings)
         await central.start()
         app[CENTRAL] = central
+        settle_garbage_collector()
         yield
         await central.stop()
         await asyncio.to_thread(store.close)
