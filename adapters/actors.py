@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Command = Callable[[ChargePoint], T]
 MAX_CONFLICT_RETRIES = 5
-REMEMBERED_REPLIES = 256  # per connection, for charge points that resend a CALL
+# Per connection, for charge points that resend a CALL whose answer they missed:
+# in practice the last one or two; each remembered reply costs ~150 bytes.
+REMEMBERED_REPLIES = 32
 MAILBOX_SIZE = 64
 # Actions of the security whitepaper we recognise but do not serve yet.
 RECOGNISED_ONLY = frozenset(
@@ -244,7 +246,8 @@ class ChargePointActor:
             return
         else:
             frame = result_frame(call.message_id, reply)
-        self._replies[call.message_id] = frame
+        # orjson's output keeps its 4 KiB working buffer: remember an exact-size copy.
+        self._replies[call.message_id] = bytes(memoryview(frame))
         if len(self._replies) > REMEMBERED_REPLIES:
             self._replies.popitem(last=False)
         await self._reply(frame)
