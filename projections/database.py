@@ -2,17 +2,12 @@
 
 Each batch of events is applied to the read-model tables and its tracking
 position recorded in ONE transaction, so every event counts exactly once,
-even across crashes. On PostgreSQL the read models live in the events'
-database. On SQLite they have a file of their own beside the events'
-(``csms.sqlite3`` -> ``csms.read-models.sqlite3``): SQLite has one writer
-per file, and a read-model transaction holding it made charge points' commits
-wait (p99 latency at 1,000 calls/s: ~10.5 -> ~7.7 ms). With ``memory:``,
-a private in-memory SQLite database.
+even across crashes. Read models live in the same database as the events
+(a separate in-memory SQLite database for the ``memory:`` store).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -114,12 +109,6 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def read_models_path(events_path: str) -> str:
-    """Where a SQLite store's read models live: beside the events, named after them."""
-    root, extension = os.path.splitext(events_path)
-    return f"{root}.read-models{extension or '.sqlite3'}"
-
-
 class _SQLiteReadModels(SQLiteTrackingRecorder):
     pass
 
@@ -159,10 +148,7 @@ class ReadModelDatabase:
             )
             self.recorder = _PostgresReadModels(self.datastore)
         else:
-            name = (
-                read_models_path(config.sqlite_path) if config.sqlite_path
-                else f"file:csms_read_models_{uuid.uuid4().hex}?mode=memory&cache=shared"
-            )
+            name = config.sqlite_path or f"file:csms_read_models_{uuid.uuid4().hex}?mode=memory&cache=shared"
             self.datastore = SQLiteDatastore(name, lock_timeout=30)
             self.datastore.pool.close()
             self.datastore.pool = _RelaxedSQLitePool(db_name=name, lock_timeout=30)

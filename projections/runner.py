@@ -13,7 +13,6 @@ import collections
 import functools
 import logging
 import threading
-import time
 from typing import Any, Callable, Iterable, Sequence
 
 from eventsourcing.persistence import Notification
@@ -59,9 +58,6 @@ def _apply(work: list[tuple[Any, list[Handler]]], sql: Sql) -> None:
     for event, handlers in work:
         for handler in handlers:
             handler(event, sql)
-        # Let the event loop and the event writer have the GIL now rather than
-        # at the next switch interval: read models can wait, charge points not.
-        time.sleep(0)
 
 
 def _set_aside(notification: Notification, error: str, sql: Sql) -> None:

@@ -19,8 +19,6 @@ from typing import Any, Iterator
 import aiohttp
 import pytest
 
-from projections.database import read_models_path
-
 API_TOKEN = "test-token"
 
 
@@ -259,15 +257,9 @@ def instant(value: Any) -> datetime:
 
 
 def read_model_rows(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Rows straight from the read-model tables, as an analyst reads them.
-
-    SQLite keeps read models in a file beside the events; attached, the
-    events' tables answer to their own names too, as in one PostgreSQL database.
-    """
+    """Rows straight from the read-model tables, as an analyst reads them."""
     if store.startswith("sqlite:///"):
-        events = store.removeprefix("sqlite:///")
-        with sqlite3.connect(read_models_path(events)) as conn:
-            conn.execute("ATTACH DATABASE ? AS events", (events,))
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
             conn.row_factory = sqlite3.Row
             return [dict(row) for row in conn.execute(sql, params)]
     import psycopg
