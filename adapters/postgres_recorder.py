@@ -18,15 +18,16 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-FUNCTION = "ampledger_insert_events"
-
 
 class ArrayInsertingPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        # Named after its table: another recorder's table in this schema gets its own.
+        self.function_name = f"{self.events_table_name}_insert_batch"
+        self.check_identifier_length(self.function_name)
         names = {
             "schema": Identifier(datastore.schema),
-            "function": Identifier(FUNCTION),
+            "function": Identifier(self.function_name),
             "table": Identifier(self.events_table_name),
             "id_type": Identifier(datastore.originator_id_type),
             "channel": Identifier(self.channel_name),
@@ -63,4 +64,4 @@ class ArrayInsertingPostgresRecorder(PostgresApplicationRecorder):
                 ),
                 prepare=True,
             )
-            return [row[FUNCTION] for row in cursor.fetchall()]
+            return [row[self.function_name] for row in cursor.fetchall()]
