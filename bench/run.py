@@ -728,7 +728,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the checkout whose `python -m app serve` runs (e.g. an exported commit)")
     p.add_argument("--tmpdir", default=None, help="where the SQLite store's temporary directory goes")
     p.add_argument("--py-spy", metavar="PATH",
-                   help="profile the server with py-spy during the first throughput window (.svg, .json or raw)")
+                   help="profile the server with py-spy in the first throughput or latency window (.svg, .json, raw)")
     p.add_argument("--py-spy-args", default="", help="extra py-spy record options, e.g. '--gil' or '--idle'")
     p.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     p.add_argument("--quick", action="store_true", help="short smoke settings: 10 s window, 2 s warm-up, 30 s hold")
@@ -769,7 +769,7 @@ async def run_one(opts: argparse.Namespace, name: str, kind: str, log_dir: Path,
                                        opts.rate, probe=False, profile=profile)
     if name == "latency":
         return await run_load_scenario(opts, kind, log_dir, "latency", opts.cps or 1000, opts.mode or "open",
-                                       opts.rate, probe=True, profile=None)
+                                       opts.rate, probe=True, profile=profile)
     return await run_scale(opts, kind, log_dir)
 
 
@@ -783,8 +783,9 @@ async def amain(opts: argparse.Namespace) -> int:
         runs = []
         for attempt in range(opts.repeat):
             say(f"=== {name} on {kind}, run {attempt + 1}/{opts.repeat}")
-            runs.append(await run_one(opts, name, kind, log_dir, profile if name == "throughput" else None))
-            if name == "throughput":
+            profiled = profile if name in ("throughput", "latency") else None
+            runs.append(await run_one(opts, name, kind, log_dir, profiled))
+            if profiled:
                 profile = None  # profile once
         results.append(median_of(runs))
     print(markdown(results, opts), flush=True)
