@@ -41,6 +41,10 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, default=_default, use_bin_type=True)
+
+
 def with_entry(encoded_map: bytes, key: str, value: Any) -> bytes:
     """The msgpack bytes of a dict plus one entry at its end, without re-encoding the dict.
 
@@ -63,12 +67,12 @@ def with_entry(encoded_map: bytes, key: str, value: Any) -> bytes:
         header = b"\xde" + struct.pack(">H", count)
     else:
         header = b"\xdf" + struct.pack(">I", count)
-    return header + body + msgpack.packb(key) + msgpack.packb(value, default=_default, use_bin_type=True)
+    return header + body + _pack(key) + _pack(value)
 
 
 class MsgpackTranscoder(Transcoder):
     def encode(self, obj: Any) -> bytes:
-        return msgpack.packb(obj, default=_default, use_bin_type=True)
+        return _pack(obj)
 
     def decode(self, data: bytes) -> Any:
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
