@@ -218,27 +218,33 @@ class Worker:
                 hist.add(latency)
                 per_action[action].add(latency)
 
+        async def send_one(cp: ChargePoint, sched: float | None) -> bool:
+            """One CALL of the mix, timed from ``sched`` (None: from sending); False once dropped."""
+            action = pick()
+            payload = cp.payload_for(action)
+            start = now() if sched is None else sched
+            counters["sent"] += 1
+            try:
+                await cp.call(action, payload)
+            except CallFailed as error:
+                finished(action, start, start, now(), False)
+                errors.add(describe(error), str(error))
+            except Dropped as error:
+                errors.add("connection dropped", f"{cp.id}: {error}")
+                counters["failed"] += 1
+                return False
+            else:
+                finished(action, start, start, now(), True)
+            return True
+
         async def closed(cp: ChargePoint) -> None:
             delay = start_at - now()
             if delay > 0:
                 await cp.idle(delay)
             while now() < measure_to:
-                action = pick()
-                payload = cp.payload_for(action)
                 counters["scheduled"] += 1
-                sent = now()
-                counters["sent"] += 1
-                try:
-                    await cp.call(action, payload)
-                except CallFailed as error:
-                    finished(action, sent, sent, now(), False)
-                    errors.add(describe(error), str(error))
-                    continue
-                except Dropped as error:
-                    errors.add("connection dropped", f"{cp.id}: {error}")
-                    counters["failed"] += 1
+                if not await send_one(cp, None):
                     return
-                finished(action, sent, sent, now(), True)
 
         async def open_(cp: ChargePoint) -> None:
             sched = start_at + random.expovariate(rate_per_cp)
@@ -248,20 +254,8 @@ class Worker:
                 if delay > 0:
                     await cp.idle(delay)
                     lag_hist.add(max(0.0, now() - sched))  # the generator's own lateness
-                action = pick()
-                payload = cp.payload_for(action)
-                counters["sent"] += 1
-                try:
-                    await cp.call(action, payload)
-                except CallFailed as error:
-                    finished(action, sched, sched, now(), False)
-                    errors.add(describe(error), str(error))
-                except Dropped as error:
-                    errors.add("connection dropped", f"{cp.id}: {error}")
-                    counters["failed"] += 1
+                if not await send_one(cp, sched):
                     return
-                else:
-                    finished(action, sched, sched, now(), True)
                 sched += random.expovariate(rate_per_cp)
 
         run = closed if mode == "closed" else open_
