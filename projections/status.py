@@ -113,21 +113,28 @@ def _connector_row(sql: Sql, charge_point_id: str, connector_id: int) -> None:
 
 def on_connector_status(event: Any, sql: Sql) -> None:
     request = event.request
-    if storable(request["connectorId"]) is None:
+    connector_id = request["connectorId"]
+    if storable(connector_id) is None:
         _touch(event, sql)
         return
-    _connector_row(sql, event.originator_id, request["connectorId"])
-    sql.run(
-        "UPDATE cp_connectors SET status = ?, error_code = ?, info = ?, vendor_error_code = ?, status_timestamp = ?"
-        " WHERE charge_point_id = ? AND connector_id = ?",
+    # Deferred: only a connector's latest status in a batch is written. The
+    # status columns are this statement's alone, so its order against the
+    # transaction handlers' writes to the same row does not matter.
+    sql.defer(
+        ("connector_status", event.originator_id, connector_id),
+        "INSERT INTO cp_connectors"
+        " (charge_point_id, connector_id, status, error_code, info, vendor_error_code, status_timestamp)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_point_id, connector_id) DO UPDATE SET"
+        " status = excluded.status, error_code = excluded.error_code, info = excluded.info,"
+        " vendor_error_code = excluded.vendor_error_code, status_timestamp = excluded.status_timestamp",
         (
+            event.originator_id,
+            connector_id,
             request["status"],
             request["errorCode"],
             request.get("info"),
             request.get("vendorErrorCode"),
             request.get("timestamp") or format_ocpp_time(event.received_at),
-            event.originator_id,
-            request["connectorId"],
         ),
     )
     _touch(event, sql)

@@ -356,6 +356,9 @@ async def test_rebuild_reproduces_the_live_read_models(store_url, server_factory
                 await cp.call("StopTransaction", {"transactionId": started["transactionId"],
                                                   "meterStop": 100 * number + 3333,
                                                   "timestamp": f"2030-02-0{1 + number}T09:17:00+01:00"})
+            # A second status for a connector: a single-batch rebuild keeps only the latest.
+            await a.call("StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError",
+                                                "timestamp": "2030-02-09T09:59:00Z"})
             await a.call("StopTransaction", {"transactionId": 999_000_001, "meterStop": 1,
                                              "timestamp": "2030-02-09T10:00:00Z"})
             backwards = await b.call("StartTransaction", {"connectorId": 2, "idTag": "REBUILD-TAG",
@@ -382,6 +385,10 @@ async def test_rebuild_reproduces_the_live_read_models(store_url, server_factory
                      "daily_usage": 6, "daily_utilisation_view": 6, "read_model_failures": 0}
     assert {table: len(live[table]) for table in expected_rows} == expected_rows
     assert rebuilt == live
+    a_connectors = {row["connector_id"]: row for row in read_model_rows(
+        store_url, "SELECT * FROM cp_connectors WHERE charge_point_id = ?", ("RM-REBUILD-A",))}
+    assert a_connectors[1]["status_timestamp"] == "2030-02-09T09:59:00Z" and a_connectors[1]["transaction_id"] is None
+    assert a_connectors[2]["status"] == "Available" and a_connectors[2]["transaction_id"] is not None
     assert read_model_position(store_url) == position == newest_event(store_url)
     # The analysts' queries in docs/read-models.md run, and agree with each other.
     answers = [read_model_rows(store_url, query) for query in documented_queries(store_url)]
