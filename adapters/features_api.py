@@ -24,7 +24,15 @@ from adapters.read_api import fresh_read_models, moment_parameter
 from domain import reservations
 from domain.chargepoint import ChargePoint
 from domain.charging import composite_schedule
-from domain.local_list import FULL, list_from_registry, plan_update
+from domain.local_list import (
+    CAPACITY_KEY,
+    FULL,
+    PER_MESSAGE_KEY,
+    in_messages,
+    list_from_registry,
+    list_limits,
+    plan_update,
+)
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
 from projections import reservations as reservations_read_model
 
@@ -168,25 +176,67 @@ async def get_local_list(request: web.Request) -> web.Response:
 
 
 async def sync_local_list(request: web.Request) -> web.Response:
-    """Brings the charge point's list to the IdTag registry: Differential when it can."""
+    """Brings the charge point's list to the IdTag registry: Differential when it can.
+
+    Within the charge point's limits: a registry larger than its list can hold
+    is refused (409), and a long update goes in parts of SendLocalListMaxLength.
+    """
     central = central_of(request)
     charge_point_id = registered_id(request)
     body = await read_json_object(request)
     if body.get("updateType") not in (None, "Full", "Differential"):
         raise ApiError(422, "updateType must be Full or Differential")
+    version, held, configuration = await central.execute(
+        charge_point_id, lambda cp: (cp.local_list_version, cp.local_list, dict(cp.configuration))
+    )
+    capacity, per_message = await _local_list_limits(central, charge_point_id, configuration)
     desired = list_from_registry(central.authorizer.registry.tags.values())
-    version, held = await central.execute(charge_point_id, lambda cp: (cp.local_list_version, cp.local_list))
+    if capacity is not None and len(desired) > capacity:
+        raise ApiError(
+            409, f"the IdTag registry holds {len(desired)} tags; {charge_point_id} keeps at most {capacity} "
+                 f"({CAPACITY_KEY})"
+        )
     update = plan_update(desired, held, version, full=body.get("updateType") == FULL)
     if update is None:
         return json_response({"status": "UpToDate", "listVersion": version, "attempts": []})
-    attempts = [await _send_list(central, charge_point_id, update)]
-    if attempts[-1]["status"] == "VersionMismatch":
+    attempts = await _send_in_messages(central, charge_point_id, update, per_message)
+    if len(attempts) == 1 and attempts[0]["status"] == "VersionMismatch":
         # The charge point's list moved on without us: ask its version, then send it all.
         reported = await call_charge_point(central, charge_point_id, "GetLocalListVersion", {})
         update = plan_update(desired, None, reported["listVersion"], full=True)
         assert update is not None
-        attempts.append(await _send_list(central, charge_point_id, update))
+        attempts += await _send_in_messages(central, charge_point_id, update, per_message)
     return json_response({**attempts[-1], "attempts": attempts})
+
+
+async def _local_list_limits(
+    central: CentralSystem, charge_point_id: str, configuration: dict[str, Any]
+) -> tuple[int | None, int | None]:
+    """The list's limits as the configuration knows them; asked for (GetConfiguration) when it does not."""
+    known = {key.lower() for key in configuration}
+    if CAPACITY_KEY.lower() in known and PER_MESSAGE_KEY.lower() in known:
+        return list_limits(configuration)
+    try:
+        reply = await call_charge_point(
+            central, charge_point_id, "GetConfiguration", {"key": [CAPACITY_KEY, PER_MESSAGE_KEY]}
+        )
+    except ApiError as error:
+        if error.status != 502:
+            raise
+        return None, None  # it refused to say (a CALLERROR): send as if it had no limits
+    return list_limits({entry["key"]: entry for entry in reply.get("configurationKey", [])})
+
+
+async def _send_in_messages(
+    central: CentralSystem, charge_point_id: str, update: dict[str, Any], per_message: int | None
+) -> list[dict[str, Any]]:
+    """Sends the update's parts in order; stops at the first part not Accepted."""
+    attempts: list[dict[str, Any]] = []
+    for part in in_messages(update, per_message):
+        attempts.append(await _send_list(central, charge_point_id, part))
+        if attempts[-1]["status"] != "Accepted":
+            break
+    return attempts
 
 
 async def _send_list(central: CentralSystem, charge_point_id: str, update: dict[str, Any]) -> dict[str, Any]:
@@ -410,7 +460,9 @@ ROUTES = [
         "Bring the charge point's local list to the IdTag registry (SendLocalList)",
         description="Differential when the CSMS knows the list the charge point holds, else Full; "
         "a VersionMismatch is followed by GetLocalListVersion and a Full update. Body (optional): "
-        '{"updateType": "Full"} forces a Full update.',
+        '{"updateType": "Full"} forces a Full update. Within the charge point\'s LocalAuthListMaxLength '
+        "(a larger registry is refused with 409) and SendLocalListMaxLength (a longer update goes in parts), "
+        "asked with GetConfiguration when not known.",
         errors=CALL_ERRORS,
     ),
     Route("GET", "/api/firmware", list_firmware, "Firmware images stored for charge points"),

@@ -18,6 +18,9 @@ LocalList = dict[str, Payload]
 
 FULL, DIFFERENTIAL = "Full", "Differential"
 INFO_FIELDS = ("status", "expiryDate", "parentIdTag")
+# Configuration keys (OCPP 1.6 section 9.1) that bound what a charge point takes:
+# entries its list holds, and entries one SendLocalList may carry.
+CAPACITY_KEY, PER_MESSAGE_KEY = "LocalAuthListMaxLength", "SendLocalListMaxLength"
 
 
 def list_from_registry(tags: Iterable[Payload]) -> LocalList:
@@ -55,6 +58,45 @@ def plan_update(desired: LocalList, held: LocalList | None, held_version: int | 
         "updateType": DIFFERENTIAL,
         "localAuthorizationList": sorted(changes + removals, key=lambda entry: tag_key(entry["idTag"])),
     }
+
+
+def list_limits(configuration: dict[str, Payload]) -> tuple[int | None, int | None]:
+    """(entries the list holds, entries per SendLocalList) as the configuration reports them.
+
+    Keys are matched case-insensitively, as charge points spell them their own
+    way; a missing or unreadable value is no limit.
+    """
+    values = {key.lower(): entry.get("value") for key, entry in configuration.items()}
+    return _count(values.get(CAPACITY_KEY.lower()), 0), _count(values.get(PER_MESSAGE_KEY.lower()), 1)
+
+
+def _count(value: Any, least: int) -> int | None:
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        return None
+    return count if count >= least else None
+
+
+def in_messages(update: Payload, per_message: int | None) -> list[Payload]:
+    """The update as SendLocalList requests of at most ``per_message`` entries each.
+
+    A Full list too long for one message goes as a Full first part and
+    Differential parts that add the rest; every part takes the next version,
+    since a charge point refuses a Differential update whose version is not
+    above the one it holds (VersionMismatch).
+    """
+    entries = update["localAuthorizationList"]
+    if per_message is None or len(entries) <= per_message:
+        return [update]
+    return [
+        {
+            "listVersion": update["listVersion"] + number,
+            "updateType": update["updateType"] if number == 0 else DIFFERENTIAL,
+            "localAuthorizationList": entries[start:start + per_message],
+        }
+        for number, start in enumerate(range(0, len(entries), per_message))
+    ]
 
 
 def updated_list(held: LocalList | None, request: Payload) -> LocalList | None:

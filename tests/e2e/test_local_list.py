@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from tests.e2e.steps import answered, connected, exchange, sent_actions
+from tests.e2e.steps import assert_nothing_was_sent, connected, exchange, sent_actions
 from tests.ocpp_client import ChargePointClient, Operator, shared_server
 
 server = shared_server()
@@ -19,13 +19,29 @@ async def operator(server: Any) -> AsyncIterator[Operator]:
         yield operator
 
 
+# What the helper's charge points report when the CSMS asks for the list's limits.
+ROOMY = {"LocalAuthListMaxLength": "10000", "SendLocalListMaxLength": "10000"}
+
+
+def configuration(limits: dict[str, str]) -> dict[str, Any]:
+    return {"configurationKey": [{"key": key, "readonly": True, "value": value} for key, value in limits.items()]}
+
+
 async def sync(cp: ChargePointClient, operator: Operator, reply: str = "Accepted",
                body: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
-    """A sync through the API, its SendLocalList answered: (the call, the API body)."""
-    call, (status, result) = await answered(
-        cp, operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync", body or {}),
-        "SendLocalList", {"status": reply},
-    )
+    """A sync through the API, its SendLocalList answered: (the call, the API body).
+
+    A charge point whose limits the CSMS does not know yet is asked for them first.
+    """
+    pending = asyncio.ensure_future(
+        operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync", body or {}))
+    call = await cp.next_call()
+    if call[2] == "GetConfiguration":
+        await cp.reply(call, configuration(ROOMY))
+        call = await cp.next_call()
+    assert call[2] == "SendLocalList", call
+    await cp.reply(call, {"status": reply})
+    status, result = await pending
     assert status == 200, result
     return call, result
 
@@ -146,3 +162,89 @@ async def test_sync_needs_a_known_connected_charge_point_and_a_valid_body(server
 
     assert (offline[0], unknown[0], bad[0]) == (409, 404, 422)
     assert await sent_actions(operator, "LL-BODY") == []
+
+
+async def start_sync(cp: ChargePointClient, operator: Operator, limits: dict[str, str]) -> asyncio.Future[Any]:
+    """Starts a sync and answers the CSMS's question for the list's limits."""
+    pending = asyncio.ensure_future(operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync"))
+    asked = await cp.next_call()
+    assert asked[2:] == ["GetConfiguration", {"key": ["LocalAuthListMaxLength", "SendLocalListMaxLength"]}]
+    await cp.reply(asked, configuration(limits))
+    return pending
+
+
+async def test_a_long_update_goes_in_parts_of_send_local_list_max_length(server, operator):
+    for number in range(5):
+        await operator.save_id_tag(f"LL-PART-{number}")
+    async with connected(server, operator, "LL-PARTS") as cp:
+        pending = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "sendlocallistmaxlength": "2"})
+        registry = await registry_as_list(operator)
+        parts = []
+        for _ in range((len(registry) + 1) // 2):
+            parts.append(await cp.next_call())
+            await cp.reply(parts[-1], {"status": "Accepted"})
+        status, result = await pending
+        held = await local_list(operator, "LL-PARTS")
+        await operator.save_id_tag("LL-PART-0", status="Blocked")
+        # The limits are known now: the next sync asks nothing first.
+        changed, _ = await sync(cp, operator)
+
+    assert status == 200, result
+    payloads = [call[3] for call in parts]
+    assert [(p["updateType"], p["listVersion"]) for p in payloads] == [("Full", 1)] + [
+        ("Differential", version) for version in range(2, len(parts) + 1)]
+    assert all(1 <= len(p["localAuthorizationList"]) <= 2 for p in payloads)
+    assert [entry for p in payloads for entry in p["localAuthorizationList"]] == registry
+    assert (result["status"], result["listVersion"], len(result["attempts"])) == ("Accepted", len(parts), len(parts))
+    assert (held["listVersion"], held["known"], held["localAuthorizationList"]) == (len(parts), True, registry)
+    assert changed[3] == {"listVersion": len(parts) + 1, "updateType": "Differential",
+                          "localAuthorizationList": [{"idTag": "LL-PART-0", "idTagInfo": {"status": "Blocked"}}]}
+
+
+async def test_a_part_refused_stops_the_rest_and_the_accepted_parts_are_known(server, operator):
+    await operator.save_id_tag("LL-HALF-A")
+    await operator.save_id_tag("LL-HALF-B")
+    async with connected(server, operator, "LL-HALF") as cp:
+        pending = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "SendLocalListMaxLength": "1"})
+        first = await cp.next_call()
+        await cp.reply(first, {"status": "Accepted"})
+        second = await cp.next_call()
+        await cp.reply(second, {"status": "Failed"})
+        status, result = await pending
+        held = await local_list(operator, "LL-HALF")
+        await assert_nothing_was_sent(cp, operator)
+
+    assert status == 200
+    assert [(a["updateType"], a["listVersion"], a["status"]) for a in result["attempts"]] == [
+        ("Full", 1, "Accepted"), ("Differential", 2, "Failed")]
+    assert result["status"] == "Failed"
+    assert (held["listVersion"], held["known"]) == (1, True)
+    assert held["localAuthorizationList"] == first[3]["localAuthorizationList"]
+
+
+async def test_a_registry_larger_than_the_charge_points_list_is_refused_and_nothing_is_sent(server, operator):
+    await operator.save_id_tag("LL-SMALL-A")
+    await operator.save_id_tag("LL-SMALL-B")
+    async with connected(server, operator, "LL-SMALL") as cp:
+        pending = await start_sync(cp, operator, {"LocalAuthListMaxLength": "1", "SendLocalListMaxLength": "1"})
+        status, result = await pending
+        await assert_nothing_was_sent(cp, operator)
+
+    assert status == 409
+    assert "LocalAuthListMaxLength" in result["error"] and "at most 1" in result["error"]
+    assert "SendLocalList" not in await sent_actions(operator, "LL-SMALL")
+
+
+async def test_a_charge_point_that_will_not_tell_its_limits_gets_the_list_in_one_message(server, operator):
+    await operator.save_id_tag("LL-SILENT")
+    async with connected(server, operator, "LL-SILENT") as cp:
+        pending = asyncio.ensure_future(operator.request("POST", "/api/chargepoints/LL-SILENT/local-list/sync"))
+        asked = await cp.next_call()
+        await cp.reply_error(asked, "NotSupported")
+        sent = await cp.next_call()
+        await cp.reply(sent, {"status": "Accepted"})
+        status, result = await pending
+
+    assert (asked[2], sent[2], sent[3]["updateType"]) == ("GetConfiguration", "SendLocalList", "Full")
+    assert sent[3]["localAuthorizationList"] == await registry_as_list(operator)
+    assert (status, result["status"], len(result["attempts"])) == (200, "Accepted", 1)

@@ -13,8 +13,10 @@ import pytest
 
 from domain.chargepoint import ChargePoint
 from domain.local_list import (
+    in_messages,
     list_after_version_report,
     list_from_registry,
+    list_limits,
     plan_update,
     updated_list,
 )
@@ -108,3 +110,36 @@ def test_an_accepted_send_local_list_is_learned_and_the_others_are_not():
     assert (cp.local_list_version, cp.local_list) == (1, {"a": entry("A")})
     answer(cp, "GetLocalListVersion", {}, {"listVersion": 9})  # changed behind our back
     assert (cp.local_list_version, cp.local_list) == (9, None)
+
+
+def test_the_limits_are_read_from_the_configuration_in_the_charge_points_spelling():
+    assert list_limits({"localauthlistmaxlength": {"value": "500"}, "SendLocalListMaxLength": {"value": " 20 "}}) == (
+        500, 20)
+    assert list_limits({}) == (None, None)
+    # Unreadable or impossible values are no limit; an empty list is a real capacity.
+    assert list_limits({"LocalAuthListMaxLength": {"value": "lots"}, "SendLocalListMaxLength": {"value": "0"}}) == (
+        None, None)
+    assert list_limits({"LocalAuthListMaxLength": {"value": "0"}, "SendLocalListMaxLength": {"value": None}}) == (
+        0, None)
+
+
+def test_a_long_full_list_goes_as_a_full_part_then_differential_parts_with_rising_versions():
+    entries = [entry(name) for name in "ABCDE"]
+    update = {"listVersion": 4, "updateType": "Full", "localAuthorizationList": entries}
+    parts = in_messages(update, 2)
+    assert parts == [
+        {"listVersion": 4, "updateType": "Full", "localAuthorizationList": entries[0:2]},
+        {"listVersion": 5, "updateType": "Differential", "localAuthorizationList": entries[2:4]},
+        {"listVersion": 6, "updateType": "Differential", "localAuthorizationList": entries[4:5]},
+    ]
+    held = None
+    for part in parts:  # accepted one after another, they add up to the whole list
+        held = updated_list(held, part)
+    assert held == updated_list(None, update)
+
+
+def test_an_update_within_the_limit_or_without_one_goes_as_it_is():
+    update = {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [entry("A"), {"idTag": "B"}]}
+    assert in_messages(update, 2) == in_messages(update, None) == [update]
+    empty = {"listVersion": 1, "updateType": "Full", "localAuthorizationList": []}
+    assert in_messages(empty, 1) == [empty]
