@@ -131,8 +131,9 @@ def postgres_backend_pids(store: Store) -> list[int]:
 
 class ServerProcess:
     def __init__(self, store: Store, port: int, token: str, heartbeat_interval: int, log_path: Path,
-                 extra: list[str] | None = None, root: Path = ROOT) -> None:
+                 extra: list[str] | None = None, root: Path = ROOT, wrapper: list[str] | None = None) -> None:
         self.root = Path(root)
+        self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind
         self.store = store
         self.port = port
         self.token = token
@@ -158,7 +159,7 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "app", "serve",
+            *self.wrapper, sys.executable, "-m", "app", "serve",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--store", self.store.url, "--api-token", self.token,
             "--heartbeat-interval", str(self.heartbeat_interval),
