@@ -186,21 +186,21 @@ async def sync_local_list(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     if body.get("updateType") not in (None, "Full", "Differential"):
         raise ApiError(422, "updateType must be Full or Differential")
-    version, held, configuration = await central.execute(
-        charge_point_id, lambda cp: (cp.local_list_version, cp.local_list, dict(cp.configuration))
-    )
+    configuration = await central.execute(charge_point_id, lambda cp: dict(cp.configuration))
     capacity, per_message = await _local_list_limits(central, charge_point_id, configuration)
     desired = list_from_registry(central.authorizer.registry.tags.values())
     if capacity is not None and len(desired) > capacity:
         raise ApiError(
             409, f"the IdTag registry holds {len(desired)} tags; {charge_point_id} keeps at most {capacity} "
-                 f"({CAPACITY_KEY})"
+                 f"({CAPACITY_KEY})", tags=len(desired), capacity=capacity,
         )
+    # Read after the limits' round trip, so a list sent meanwhile is taken into account.
+    version, held = await central.execute(charge_point_id, lambda cp: (cp.local_list_version, cp.local_list))
     update = plan_update(desired, held, version, full=body.get("updateType") == FULL)
     if update is None:
         return json_response({"status": "UpToDate", "listVersion": version, "attempts": []})
     attempts = await _send_in_messages(central, charge_point_id, update, per_message)
-    if len(attempts) == 1 and attempts[0]["status"] == "VersionMismatch":
+    if attempts[-1]["status"] == "VersionMismatch":
         # The charge point's list moved on without us: ask its version, then send it all.
         reported = await call_charge_point(central, charge_point_id, "GetLocalListVersion", {})
         update = plan_update(desired, None, reported["listVersion"], full=True)
@@ -223,7 +223,7 @@ async def _local_list_limits(
     except ApiError as error:
         if error.status != 502:
             raise
-        return None, None  # it refused to say (a CALLERROR): send as if it had no limits
+        return None, None  # no usable answer (a CALLERROR, an invalid reply): send as if it had no limits
     return list_limits({entry["key"]: entry for entry in reply.get("configurationKey", [])})
 
 
@@ -463,7 +463,8 @@ ROUTES = [
         '{"updateType": "Full"} forces a Full update. Within the charge point\'s LocalAuthListMaxLength '
         "(a larger registry is refused with 409) and SendLocalListMaxLength (a longer update goes in parts), "
         "asked with GetConfiguration when not known.",
-        errors=CALL_ERRORS,
+        errors={**CALL_ERRORS, 409: "the charge point is not connected, or the registry holds more tags than "
+                "its LocalAuthListMaxLength (then with `tags` and `capacity`)"},
     ),
     Route("GET", "/api/firmware", list_firmware, "Firmware images stored for charge points"),
     Route("GET", "/api/firmware/rollout", firmware_rollout,

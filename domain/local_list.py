@@ -18,7 +18,7 @@ LocalList = dict[str, Payload]
 
 FULL, DIFFERENTIAL = "Full", "Differential"
 INFO_FIELDS = ("status", "expiryDate", "parentIdTag")
-# Configuration keys (OCPP 1.6 section 9.1) that bound what a charge point takes:
+# Configuration keys (OCPP 1.6 section 9.2) that bound what a charge point takes:
 # entries its list holds, and entries one SendLocalList may carry.
 CAPACITY_KEY, PER_MESSAGE_KEY = "LocalAuthListMaxLength", "SendLocalListMaxLength"
 
@@ -84,11 +84,14 @@ def in_messages(update: Payload, per_message: int | None) -> list[Payload]:
     A Full list too long for one message goes as a Full first part and
     Differential parts that add the rest; every part takes the next version,
     since a charge point refuses a Differential update whose version is not
-    above the one it holds (VersionMismatch).
+    above the one it holds (VersionMismatch). Removals go first, so a full
+    list never overflows on the way, then tags that are not Accepted, so a
+    list cut short by a refused part still refuses them offline.
     """
     entries = update["localAuthorizationList"]
     if per_message is None or len(entries) <= per_message:
         return [update]
+    entries = sorted(entries, key=_sending_order)  # stable: by tag within each kind
     return [
         {
             "listVersion": update["listVersion"] + number,
@@ -97,6 +100,13 @@ def in_messages(update: Payload, per_message: int | None) -> list[Payload]:
         }
         for number, start in enumerate(range(0, len(entries), per_message))
     ]
+
+
+def _sending_order(entry: Payload) -> int:
+    info = entry.get("idTagInfo")
+    if info is None:
+        return 0  # a removal
+    return 1 if info.get("status") != "Accepted" else 2
 
 
 def updated_list(held: LocalList | None, request: Payload) -> LocalList | None:

@@ -164,29 +164,44 @@ async def test_sync_needs_a_known_connected_charge_point_and_a_valid_body(server
     assert await sent_actions(operator, "LL-BODY") == []
 
 
-async def start_sync(cp: ChargePointClient, operator: Operator, limits: dict[str, str]) -> asyncio.Future[Any]:
-    """Starts a sync and answers the CSMS's question for the list's limits."""
+async def start_sync(cp: ChargePointClient, operator: Operator,
+                     limits: dict[str, str] | None) -> tuple[asyncio.Future[Any], list[Any]]:
+    """Starts a sync and answers the CSMS's question for the list's limits (None: with a CALLERROR)."""
     pending = asyncio.ensure_future(operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync"))
     asked = await cp.next_call()
     assert asked[2:] == ["GetConfiguration", {"key": ["LocalAuthListMaxLength", "SendLocalListMaxLength"]}]
-    await cp.reply(asked, configuration(limits))
-    return pending
+    if limits is None:
+        await cp.reply_error(asked, "NotSupported")
+    else:
+        await cp.reply(asked, configuration(limits))
+    return pending, asked
+
+
+async def answer_parts(cp: ChargePointClient, replies: list[str]) -> list[list[Any]]:
+    """Answers the next SendLocalList calls, one reply each."""
+    parts = []
+    for reply in replies:
+        parts.append(await cp.next_call())
+        assert parts[-1][2] == "SendLocalList", parts[-1]
+        await cp.reply(parts[-1], {"status": reply})
+    return parts
+
+
+def not_accepted_first(entries: list[dict[str, Any]]) -> bool:
+    accepted = [entry["idTagInfo"]["status"] == "Accepted" for entry in entries]
+    return accepted == sorted(accepted)
 
 
 async def test_a_long_update_goes_in_parts_of_send_local_list_max_length(server, operator):
     for number in range(5):
         await operator.save_id_tag(f"LL-PART-{number}")
+    registry = await registry_as_list(operator)
     async with connected(server, operator, "LL-PARTS") as cp:
-        pending = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "sendlocallistmaxlength": "2"})
-        registry = await registry_as_list(operator)
-        parts = []
-        for _ in range((len(registry) + 1) // 2):
-            parts.append(await cp.next_call())
-            await cp.reply(parts[-1], {"status": "Accepted"})
+        pending, _ = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "sendlocallistmaxlength": "2"})
+        parts = await answer_parts(cp, ["Accepted"] * ((len(registry) + 1) // 2))
         status, result = await pending
         held = await local_list(operator, "LL-PARTS")
         await operator.save_id_tag("LL-PART-0", status="Blocked")
-        # The limits are known now: the next sync asks nothing first.
         changed, _ = await sync(cp, operator)
 
     assert status == 200, result
@@ -194,22 +209,45 @@ async def test_a_long_update_goes_in_parts_of_send_local_list_max_length(server,
     assert [(p["updateType"], p["listVersion"]) for p in payloads] == [("Full", 1)] + [
         ("Differential", version) for version in range(2, len(parts) + 1)]
     assert all(1 <= len(p["localAuthorizationList"]) <= 2 for p in payloads)
-    assert [entry for p in payloads for entry in p["localAuthorizationList"]] == registry
+    sent = [entry for p in payloads for entry in p["localAuthorizationList"]]
+    assert sorted(sent, key=lambda entry: entry["idTag"].lower()) == registry
+    assert not_accepted_first(sent)  # a list cut short still refuses those
     assert (result["status"], result["listVersion"], len(result["attempts"])) == ("Accepted", len(parts), len(parts))
     assert (held["listVersion"], held["known"], held["localAuthorizationList"]) == (len(parts), True, registry)
     assert changed[3] == {"listVersion": len(parts) + 1, "updateType": "Differential",
                           "localAuthorizationList": [{"idTag": "LL-PART-0", "idTagInfo": {"status": "Blocked"}}]}
+    # The limits were recorded: the second sync did not ask again.
+    assert (await sent_actions(operator, "LL-PARTS")).count("GetConfiguration") == 1
+
+
+async def test_a_version_mismatch_on_a_later_part_resends_the_whole_list_in_parts(server, operator):
+    await operator.save_id_tag("LL-LATE-A")
+    await operator.save_id_tag("LL-LATE-B")
+    registry = await registry_as_list(operator)
+    half = str((len(registry) + 1) // 2)
+    async with connected(server, operator, "LL-LATE") as cp:
+        pending, _ = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "SendLocalListMaxLength": half})
+        first = await answer_parts(cp, ["Accepted", "VersionMismatch"])
+        version_call = await cp.next_call()
+        await cp.reply(version_call, {"listVersion": 7})
+        again = await answer_parts(cp, ["Accepted", "Accepted"])
+        status, result = await pending
+        held = await local_list(operator, "LL-LATE")
+
+    assert status == 200 and version_call[2:] == ["GetLocalListVersion", {}]
+    assert [(a["updateType"], a["listVersion"], a["status"]) for a in result["attempts"]] == [
+        ("Full", 1, "Accepted"), ("Differential", 2, "VersionMismatch"),
+        ("Full", 8, "Accepted"), ("Differential", 9, "Accepted")]
+    assert [call[3] for call in again] == [call[3] | {"listVersion": call[3]["listVersion"] + 7} for call in first]
+    assert (held["listVersion"], held["known"], held["localAuthorizationList"]) == (9, True, registry)
 
 
 async def test_a_part_refused_stops_the_rest_and_the_accepted_parts_are_known(server, operator):
     await operator.save_id_tag("LL-HALF-A")
     await operator.save_id_tag("LL-HALF-B")
     async with connected(server, operator, "LL-HALF") as cp:
-        pending = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "SendLocalListMaxLength": "1"})
-        first = await cp.next_call()
-        await cp.reply(first, {"status": "Accepted"})
-        second = await cp.next_call()
-        await cp.reply(second, {"status": "Failed"})
+        pending, _ = await start_sync(cp, operator, {"LocalAuthListMaxLength": "10000", "SendLocalListMaxLength": "1"})
+        first, _ = await answer_parts(cp, ["Accepted", "Failed"])
         status, result = await pending
         held = await local_list(operator, "LL-HALF")
         await assert_nothing_was_sent(cp, operator)
@@ -226,25 +264,23 @@ async def test_a_registry_larger_than_the_charge_points_list_is_refused_and_noth
     await operator.save_id_tag("LL-SMALL-A")
     await operator.save_id_tag("LL-SMALL-B")
     async with connected(server, operator, "LL-SMALL") as cp:
-        pending = await start_sync(cp, operator, {"LocalAuthListMaxLength": "1", "SendLocalListMaxLength": "1"})
+        pending, _ = await start_sync(cp, operator, {"LocalAuthListMaxLength": "1", "SendLocalListMaxLength": "1"})
         status, result = await pending
         await assert_nothing_was_sent(cp, operator)
 
     assert status == 409
     assert "LocalAuthListMaxLength" in result["error"] and "at most 1" in result["error"]
+    assert result["capacity"] == 1 and result["tags"] == len(await registry_as_list(operator))
     assert "SendLocalList" not in await sent_actions(operator, "LL-SMALL")
 
 
 async def test_a_charge_point_that_will_not_tell_its_limits_gets_the_list_in_one_message(server, operator):
     await operator.save_id_tag("LL-SILENT")
     async with connected(server, operator, "LL-SILENT") as cp:
-        pending = asyncio.ensure_future(operator.request("POST", "/api/chargepoints/LL-SILENT/local-list/sync"))
-        asked = await cp.next_call()
-        await cp.reply_error(asked, "NotSupported")
-        sent = await cp.next_call()
-        await cp.reply(sent, {"status": "Accepted"})
+        pending, _ = await start_sync(cp, operator, None)
+        (sent,) = await answer_parts(cp, ["Accepted"])
         status, result = await pending
 
-    assert (asked[2], sent[2], sent[3]["updateType"]) == ("GetConfiguration", "SendLocalList", "Full")
+    assert sent[3]["updateType"] == "Full"
     assert sent[3]["localAuthorizationList"] == await registry_as_list(operator)
     assert (status, result["status"], len(result["attempts"])) == (200, "Accepted", 1)

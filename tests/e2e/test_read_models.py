@@ -356,7 +356,8 @@ async def test_rebuild_reproduces_the_live_read_models(store_url, server_factory
                 await cp.call("StopTransaction", {"transactionId": started["transactionId"],
                                                   "meterStop": 100 * number + 3333,
                                                   "timestamp": f"2030-02-0{1 + number}T09:17:00+01:00"})
-            # A second status for a connector: a single-batch rebuild keeps only the latest.
+            # A second status for a connector: in a batch only the latest is written, and a deferred
+            # status keeps the transactionId a start in the same batch wrote (connector 2 below).
             await a.call("StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError",
                                                 "timestamp": "2030-02-09T09:59:00Z"})
             await a.call("StopTransaction", {"transactionId": 999_000_001, "meterStop": 1,

@@ -138,6 +138,15 @@ def test_a_long_full_list_goes_as_a_full_part_then_differential_parts_with_risin
     assert held == updated_list(None, update)
 
 
+def test_parts_send_removals_first_then_tags_not_accepted():
+    update = {"listVersion": 3, "updateType": "Differential", "localAuthorizationList": [
+        entry("A"), {"idTag": "B"}, entry("C", "Blocked"), {"idTag": "D"}, entry("E"), entry("F", "Expired")]}
+    parts = in_messages(update, 2)
+    assert [p["localAuthorizationList"] for p in parts] == [
+        [{"idTag": "B"}, {"idTag": "D"}], [entry("C", "Blocked"), entry("F", "Expired")], [entry("A"), entry("E")]]
+    assert [p["listVersion"] for p in parts] == [3, 4, 5]
+
+
 def test_an_update_within_the_limit_or_without_one_goes_as_it_is():
     update = {"listVersion": 2, "updateType": "Differential", "localAuthorizationList": [entry("A"), {"idTag": "B"}]}
     assert in_messages(update, 2) == in_messages(update, None) == [update]
