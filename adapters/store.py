@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Trans
 from eventsourcing.utils import resolve_topic
 
 from adapters.audit import ChainingMapper
+from adapters.sqlite_recorder import BatchInsertingSQLiteRecorder
 from adapters.transcoder import MsgpackTranscoder
 from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry
@@ -284,4 +285,6 @@ class EventStore:
 
     def close(self) -> None:
         self.side.close()
+        if isinstance(self.app.recorder, BatchInsertingSQLiteRecorder):
+            self.app.recorder.close_connections()
         self.app.close()

@@ -290,3 +290,28 @@ def test_each_committed_event_is_told_the_notification_id_it_was_stored_under(st
         (event.originator_id, event.originator_version) for _, event in recorded
     ]
     assert len({notification_id for notification_id, _ in recorded}) == 8
+
+
+def test_writing_threads_keep_their_own_sqlite_connection_until_the_store_closes(tmp_path: Any) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'csms.sqlite3'}")
+    recorder: Any = store.app.recorder
+    committed: list[int] = []
+
+    def commit(charge_point_id: str) -> None:
+        for number in range(3):
+            cp = ChargePoint(id=f"{charge_point_id}-{number}", description="", auto_registered=False)
+            committed.append(store.commit(cp.collect_events()))
+
+    writers = [threading.Thread(target=commit, args=(name,)) for name in ("CP-A", "CP-B")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    connections = list(recorder._opened)
+
+    assert sorted(committed) == list(range(1, 7))  # every commit, each its own notification id
+    assert len(connections) == 2  # one per writing thread, reused for its three commits
+    store.close()
+    assert recorder._opened == []
+    with pytest.raises(Exception, match="closed"):
+        connections[0]._sqlite_conn.execute("SELECT 1")
