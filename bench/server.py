@@ -161,7 +161,7 @@ class ServerProcess:
         return [
             *self.wrapper, sys.executable, "-m", "app", "serve",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--store", self.store.url, "--api-token", self.token,
+            "--store", self.store.url, f"--api-token={self.token}",  # a token may start with "-"
             "--heartbeat-interval", str(self.heartbeat_interval),
             *self.extra,
         ]
