@@ -15,11 +15,8 @@ def registered(charge_point_id: str = "CP-1", description: str = "") -> ChargePo
 
 
 def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:
-    """A fresh aggregate built from events alone, as a load from the store does."""
-    aggregate: Any = None
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
+    """A fresh aggregate built from events alone, by the store's own projector."""
+    return _project(None, events)
 
 
 def loaded(store: EventStore, charge_point_id: str) -> Any:

@@ -27,14 +27,19 @@ def configuration(limits: dict[str, str]) -> dict[str, Any]:
     return {"configurationKey": [{"key": key, "readonly": True, "value": value} for key, value in limits.items()]}
 
 
+def sync_requested(cp: ChargePointClient, operator: Operator,
+                   body: dict[str, Any] | None = None) -> asyncio.Future[Any]:
+    """The sync request, under way while the test plays the charge point."""
+    return asyncio.ensure_future(operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync", body or {}))
+
+
 async def sync(cp: ChargePointClient, operator: Operator, reply: str = "Accepted",
                body: dict[str, Any] | None = None) -> tuple[list[Any], Any]:
     """A sync through the API, its SendLocalList answered: (the call, the API body).
 
     A charge point whose limits the CSMS does not know yet is asked for them first.
     """
-    pending = asyncio.ensure_future(
-        operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync", body or {}))
+    pending = sync_requested(cp, operator, body)
     call = await cp.next_call()
     if call[2] == "GetConfiguration":
         await cp.reply(call, configuration(ROOMY))
@@ -117,7 +122,7 @@ async def test_a_version_mismatch_falls_back_to_a_full_list_after_the_charge_poi
     async with connected(server, operator, "LL-MISMATCH") as cp:
         await sync(cp, operator)  # version 1, known
         await operator.save_id_tag("LL-MISMATCH", status="Blocked")
-        pending = asyncio.ensure_future(operator.request("POST", "/api/chargepoints/LL-MISMATCH/local-list/sync"))
+        pending = sync_requested(cp, operator)
         differential = await cp.next_call()
         await cp.reply(differential, {"status": "VersionMismatch"})
         version_call = await cp.next_call()
@@ -167,7 +172,7 @@ async def test_sync_needs_a_known_connected_charge_point_and_a_valid_body(server
 async def start_sync(cp: ChargePointClient, operator: Operator,
                      limits: dict[str, str] | None) -> tuple[asyncio.Future[Any], list[Any]]:
     """Starts a sync and answers the CSMS's question for the list's limits (None: with a CALLERROR)."""
-    pending = asyncio.ensure_future(operator.request("POST", f"/api/chargepoints/{cp.id}/local-list/sync"))
+    pending = sync_requested(cp, operator)
     asked = await cp.next_call()
     assert asked[2:] == ["GetConfiguration", {"key": ["LocalAuthListMaxLength", "SendLocalListMaxLength"]}]
     if limits is None:
