@@ -29,7 +29,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _postgres_admin_connection():  # type: ignore[no-untyped-def]
+def postgres_admin_connection():  # type: ignore[no-untyped-def]
     import psycopg
 
     try:
@@ -43,14 +43,14 @@ def _postgres_admin_connection():  # type: ignore[no-untyped-def]
 def make_postgres_database() -> tuple[str, str]:
     """Creates an empty database; returns (store url, name)."""
     name = f"csms_test_{uuid.uuid4().hex[:12]}"
-    with _postgres_admin_connection() as conn:
+    with postgres_admin_connection() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN.rsplit("/", 1)[0]
     return f"{base}/{name}", name
 
 
 def drop_postgres_database(name: str) -> None:
-    with _postgres_admin_connection() as conn:
+    with postgres_admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

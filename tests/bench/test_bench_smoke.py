@@ -1,0 +1,88 @@
+"""The load benchmark runs end to end, on a tiny scale, against the real server and stores.
+
+Speed is never asserted here (it is measured by running `python -m bench.run`);
+these tests make sure every scenario still runs, counts what it claims to and
+cleans up after itself, so the README's figures stay reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import POSTGRES_ADMIN, ROOT, postgres_admin_connection
+
+TIMEOUT = 180  # seconds; each run takes a few
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    figures = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", *args, "--tmpdir", str(tmp_path), "--json", str(figures)],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = json.loads(figures.read_text())
+    return result, done.stdout
+
+
+def bench_databases() -> set[str]:
+    with postgres_admin_connection() as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'csms_bench_%'").fetchall()
+    return {row[0] for row in rows}
+
+
+def assert_answered_without_errors(result: dict[str, Any], cps: int) -> None:
+    assert result["errors"] == 0, result["error_kinds"]
+    assert result["calls"] > 0 and result["calls_per_s"] > 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["p999_ms"]
+    assert result["server_cpu_ms_per_call"] > 0
+    assert result["boot_storm_s"] is not None and result["rss_per_conn_kib"] is not None
+    assert result["cps"] == cps
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_throughput_scenario(tmp_path: Path, kind: str) -> None:
+    before = bench_databases() if kind == "postgresql" else set()
+    result, table = run_bench(
+        tmp_path, "--scenario", "throughput", "--store", kind, "--cps", "4", "--warmup", "0.5",
+        "--duration", "1", "--grace", "5", "--postgres-admin", POSTGRES_ADMIN,
+    )
+    assert_answered_without_errors(result, 4)
+    # Every call of the mix is one durable event, committed in group-commit batches.
+    assert result["events_per_call"] == pytest.approx(1.0, abs=0.05)
+    assert result["events_per_batch"] >= 1
+    assert set(result["per_action"]) == {"MeterValues", "Heartbeat", "StatusNotification"}
+    assert f"| throughput | {kind} | 4 | closed |" in table
+    if kind == "postgresql":
+        assert result["db_cpu_ms_per_call"] is not None
+        assert bench_databases() == before  # its database was dropped
+
+
+def test_latency_scenario_with_idle_probe(tmp_path: Path) -> None:
+    result, table = run_bench(
+        tmp_path, "--scenario", "latency", "--cps", "20", "--rate", "100", "--warmup", "0.5",
+        "--duration", "1", "--grace", "5", "--probe-calls", "20", "--probe-pause", "0.001",
+    )
+    assert_answered_without_errors(result, 20)
+    assert result["unfinished"] == 0
+    assert result["idle_authorize_errors"] == 0 and result["idle_authorize_p50_ms"] > 0
+    assert "| latency | sqlite | 20 | open 100/s |" in table
+    assert "idle charge point Authorize p50" in table
+
+
+def test_scale_scenario_holds_and_reconnects_after_a_restart(tmp_path: Path) -> None:
+    result, table = run_bench(
+        tmp_path, "--scenario", "scale", "--cps", "30", "--hold", "3", "--heartbeat-interval", "1",
+    )
+    assert result["errors"] == 0, result["error_kinds"]
+    assert result["drops_during_hold"] == 0
+    assert result["server_connected_at_end_of_hold"] == 30
+    assert result["calls"] > 0  # heartbeats answered during the hold
+    assert result["rebooted"] == 30 and result["reconnect_s"] is not None
+    assert "| scale | sqlite | 30 |" in table
