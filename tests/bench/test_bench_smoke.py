@@ -86,3 +86,15 @@ def test_scale_scenario_holds_and_reconnects_after_a_restart(tmp_path: Path) -> 
     assert result["calls"] > 0  # heartbeats answered during the hold
     assert result["rebooted"] == 30 and result["reconnect_s"] is not None
     assert "| scale | sqlite | 30 |" in table
+
+
+def test_reference_servers_answer_the_same_load() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.reference", "--cps", "3", "--seconds", "0.5", "--warmup", "0.2", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()[2:]}
+    assert set(rows) == {"bare", "ocpp"}
+    for row in rows.values():
+        assert int(row.split("|")[3].replace(",", "")) > 0  # calls/s: both answered the mix
