@@ -2,7 +2,10 @@
 
 Each node reserves blocks of ids from a sequence row in the database; a block
 is committed before any of its ids is handed out, and what a node leaves
-unused when it stops is skipped, never reused.
+unused when it stops is skipped, never reused. A burst that outruns the
+background refill (a thousand charge points starting at once) reserves
+inline, on the event loop, and doubles the block so it does so only a few
+times; the cost is at most MAX_BLOCK_SIZE ids skipped per restart.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from adapters.store import SideTables
 
 log = logging.getLogger(__name__)
 
-BLOCK_SIZE = 100
-REFILL_BELOW = 25
+BLOCK_SIZE = 100  # the first block
+MAX_BLOCK_SIZE = 6400
 SEQUENCE = "transaction_id"
 
 
@@ -23,6 +26,7 @@ class TransactionIds:
     def __init__(self, side: SideTables) -> None:
         self._side = side
         self._next: list[int] = []
+        self.block_size = BLOCK_SIZE
         self._refilling: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -30,17 +34,17 @@ class TransactionIds:
 
     def allocate(self) -> int:
         if not self._next:
-            # A burst outran the background refill: reserve inline, once.
-            log.warning("transactionId block exhausted; reserving synchronously")
-            self._next.extend(reversed(self._side.reserve_block(SEQUENCE, BLOCK_SIZE)))
+            self.block_size = min(2 * self.block_size, MAX_BLOCK_SIZE)
+            log.warning("transactionId block exhausted; reserving %d synchronously", self.block_size)
+            self._next.extend(reversed(self._side.reserve_block(SEQUENCE, self.block_size)))
         value = self._next.pop()
-        if len(self._next) < REFILL_BELOW and self._refilling is None:
+        if len(self._next) < self.block_size // 4 and self._refilling is None:
             self._refilling = asyncio.get_running_loop().create_task(self._refill())
         return value
 
     async def _refill(self) -> None:
         try:
-            block = await asyncio.to_thread(self._side.reserve_block, SEQUENCE, BLOCK_SIZE)
+            block = await asyncio.to_thread(self._side.reserve_block, SEQUENCE, self.block_size)
             # Hand out the older ids first: keep the current ones on top of the stack.
             self._next[:0] = reversed(block)
         finally:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from adapters.store import ConflictError, EventStore, _project
-from adapters.transaction_ids import BLOCK_SIZE, TransactionIds
+from adapters.transaction_ids import BLOCK_SIZE, MAX_BLOCK_SIZE, TransactionIds
 from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
@@ -247,6 +247,25 @@ async def test_transaction_ids_are_unique_across_nodes_and_restarts(store_url: s
     restarted.close()
 
     assert len(set(handed_out)) == len(handed_out)  # then
+
+
+async def test_a_burst_of_transactions_reserves_inline_a_few_times_and_the_blocks_grow(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = EventStore(store_url)  # given a node with its first block
+    ids = TransactionIds(node.side)
+    await ids.start()
+
+    burst = [ids.allocate() for _ in range(1_000)]  # when 1,000 start before the loop gets to refill
+
+    inline = [record for record in caplog.records if "reserving" in record.getMessage()]
+    assert len(inline) == 3  # then blocks of 200, 400 and 800, not nine of 100
+    assert ids.block_size == 800
+    await settled()
+    later = [ids.allocate() for _ in range(2_000)]
+    node.close()
+    assert len(set(burst + later)) == 3_000
+    assert ids.block_size <= MAX_BLOCK_SIZE
 
 
 # ---- beside the events: credentials and the registry ----------------------------
