@@ -5,7 +5,9 @@ is committed before any of its ids is handed out, and what a node leaves
 unused when it stops is skipped, never reused. A burst that outruns the
 background refill (a thousand charge points starting at once) reserves
 inline, on the event loop, and doubles the block so it does so only a few
-times; the cost is at most MAX_BLOCK_SIZE ids skipped per restart.
+times. A grown block stays grown; the cost is ids skipped at a restart (what
+is left of a block and of its refill, at most 2 x MAX_BLOCK_SIZE), which an
+OCPP integer id can afford.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Reference servers that put the benchmark's figures in proportion to this machine.
 
 ``python -m bench.reference [--seconds 10] [--cps 100] [--repeat 3]`` runs the
-throughput scenario's closed loop (the same charge point code and mix as
-``bench.run``) against two servers that store nothing and prints calls/s for
-each:
+throughput scenario's closed loop (``bench.run``'s own load-generator process,
+charge points and mix) against two servers that store nothing and prints
+calls/s for each:
 
-- ``bare``: aiohttp with uvloop answering canned CALLRESULTs, no validation;
+- ``bare``: aiohttp with uvloop answering canned CALLRESULTs (it reads each
+  frame's id and action, nothing more);
   a ceiling for any Python server on this machine (often the load generator
   is the limit instead, see its client CPU).
 - ``ocpp``: an in-memory central system built the usual way on the ``ocpp``
@@ -21,11 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
-import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,8 @@ from typing import Any
 import aiohttp
 
 from bench.loadgen import install_uvloop
-from bench.ocpp import DEFAULT_MIX, ChargePoint, parse_mix
+from bench.ocpp import DEFAULT_ID_TAG, DEFAULT_MIX
+from bench.server import free_port
 
 CANNED = {
     "BootNotification": {"status": "Accepted", "currentTime": "2026-01-01T00:00:00Z", "interval": 300},
@@ -119,38 +120,28 @@ def serve_ocpp_package(port: int) -> None:
 SERVERS = {"bare": serve_bare, "ocpp": serve_ocpp_package}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+async def closed_loop(url: str, opts: argparse.Namespace) -> tuple[float, float]:
+    """Calls/s over the window and the load generator's CPU share: bench.run's own workers and commands."""
+    from bench.run import Workers
 
-
-async def closed_loop(url: str, cps: int, seconds: float, warmup: float) -> tuple[float, float]:
-    """Calls/s over the window and the client's CPU share, every charge point one call at a time."""
-    actions, weights = zip(*parse_mix(DEFAULT_MIX), strict=True)
-    async with aiohttp.ClientSession() as session:
-        points = [ChargePoint(url, f"REF-{index:06d}") for index in range(cps)]
-        for point in points:
-            await point.connect(session)
-            await point.boot()
-        measure_from = time.monotonic() + warmup
-        measure_to = measure_from + seconds
-        counted = 0
-
-        async def drive(point: ChargePoint) -> None:
-            nonlocal counted
-            while time.monotonic() < measure_to:
-                action = random.choices(actions, weights)[0]
-                await point.call(action, point.payload_for(action))
-                if measure_from <= time.monotonic() < measure_to:
-                    counted += 1
-
-        cpu_before = time.process_time()
-        await asyncio.gather(*(drive(point) for point in points))
-        client_cpu = (time.process_time() - cpu_before) / (warmup + seconds)
-        for point in points:
-            await point.close()
-    return counted / seconds, client_cpu
+    workers = await Workers.start(url, opts.cps, 1, argparse.Namespace(id_tag=DEFAULT_ID_TAG, meter_samples=10))
+    try:
+        connected = await workers.all("connect", start_at=time.monotonic(), deadline=time.monotonic() + 60)
+        if sum(reply["booted"] for reply in connected) != opts.cps:
+            raise RuntimeError(f"not every charge point booted: {connected}")
+        start_at = time.monotonic() + 0.2
+        measure_from = start_at + opts.warmup
+        measure_to = measure_from + opts.seconds
+        cpu_before = workers.cpu_seconds()
+        replies = await workers.all("load", mode="closed", mix=DEFAULT_MIX, rate_per_cp=0.0, start_at=start_at,
+                                    measure_from=measure_from, measure_to=measure_to, grace=5.0)
+        client_cpu = (workers.cpu_seconds() - cpu_before) / (time.monotonic() - start_at)
+    finally:
+        await workers.close()
+    errors = sum(reply["errors"]["total"] for reply in replies)
+    if errors:
+        raise RuntimeError(f"{errors} calls failed: {[reply['errors'] for reply in replies]}")
+    return sum(reply["counters"]["completed_in_window"] for reply in replies) / opts.seconds, client_cpu
 
 
 def measure(server: str, opts: argparse.Namespace) -> list[tuple[float, float]]:
@@ -158,22 +149,27 @@ def measure(server: str, opts: argparse.Namespace) -> list[tuple[float, float]]:
     root = Path(__file__).resolve().parent.parent
     process = subprocess.Popen([sys.executable, "-m", "bench.reference", "--serve", server, "--port", str(port)],
                                cwd=root, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
     try:
-        assert process.stdout is not None
-        if process.stdout.readline().strip() != READY:
-            raise RuntimeError(f"the {server} reference server did not start (exit status {process.poll()})")
-        return [asyncio.run(closed_loop(f"ws://127.0.0.1:{port}", opts.cps, opts.seconds, opts.warmup))
-                for _ in range(opts.repeat)]
+        if process.stdout.readline().strip() != READY:  # it prints READY once listening, or exits
+            raise RuntimeError(f"the {server} reference server did not start (exit status {process.wait()})")
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # a full pipe would block it
+        return [asyncio.run(closed_loop(f"ws://127.0.0.1:{port}", opts)) for _ in range(opts.repeat)]
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.reference", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--server", choices=[*SERVERS, "both"], default="both")
-    p.add_argument("--cps", type=int, default=100, help="charge points, each one call at a time")
+    p.add_argument("--cps", type=int, default=100, help="charge points, each one call at a time (one load generator)")
     p.add_argument("--seconds", type=float, default=10.0, help="measured window")
     p.add_argument("--warmup", type=float, default=2.0, help="load before the window, seconds")
     p.add_argument("--repeat", type=int, default=3, help="windows per server; the median is printed")

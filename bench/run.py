@@ -338,6 +338,7 @@ async def run_load_scenario(opts: argparse.Namespace, kind: str, log_dir: Path, 
     try:
         await system.up(n, probe=probe)
         assert system.server is not None and system.store is not None
+        result["store_url"] = system.store.url  # dropped or removed at the end
         await asyncio.sleep(0.5)
         rss_before = system.server.rss_kib()
         workers = await Workers.start(system.server.ws, n, auto_workers(opts, n), opts)
@@ -452,6 +453,7 @@ async def run_scale(opts: argparse.Namespace, kind: str, log_dir: Path) -> dict[
     try:
         await system.up(n)
         assert system.server is not None and system.store is not None
+        result["store_url"] = system.store.url
         server = system.server
         await asyncio.sleep(0.5)
         rss_before = server.rss_kib()
@@ -726,7 +728,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a PostgreSQL URL allowed to CREATE and DROP DATABASE")
     p.add_argument("--server-root", type=Path, default=ROOT,
                    help="the checkout whose `python -m app serve` runs (e.g. an exported commit)")
-    p.add_argument("--tmpdir", default=None, help="where the SQLite store's temporary directory goes")
+    p.add_argument("--tmpdir", default=None, help="where the SQLite store's temporary directory and the server logs go")
     p.add_argument("--py-spy", metavar="PATH",
                    help="profile the server with py-spy in the first throughput or latency window (.svg, .json, raw)")
     p.add_argument("--py-spy-args", default="", help="extra py-spy record options, e.g. '--gil' or '--idle'")
@@ -775,7 +777,7 @@ async def run_one(opts: argparse.Namespace, name: str, kind: str, log_dir: Path,
 
 async def amain(opts: argparse.Namespace) -> int:
     soft, hard = raise_nofile_limit()
-    log_dir = Path(tempfile.mkdtemp(prefix="csms_bench_logs_"))
+    log_dir = Path(tempfile.mkdtemp(prefix="csms_bench_logs_", dir=opts.tmpdir))
     say(f"open files limit {soft}/{hard}; server logs in {log_dir}")
     results = []
     profile = opts.py_spy

@@ -2,12 +2,14 @@
 
 Speed is never asserted here (it is measured by running `python -m bench.run`);
 these tests make sure every scenario still runs, counts what it claims to and
-cleans up after itself, so the README's figures stay reproducible.
+removes its store afterwards, so the README's figures stay reproducible.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,21 +22,39 @@ from tests.conftest import POSTGRES_ADMIN, ROOT, postgres_admin_connection
 TIMEOUT = 180  # seconds; each run takes a few
 
 
+def run(*args: str) -> str:
+    """Runs a bench command; on a timeout its whole process group (server, load generators) goes too."""
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)  # bench.run's teardown still drops its store
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+        pytest.fail(f"{' '.join(args)} ran over {TIMEOUT} s:\n{out}{err}")
+    assert process.returncode == 0, out + err
+    return out
+
+
 def run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
     figures = tmp_path / "figures.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.run", *args, "--tmpdir", str(tmp_path), "--json", str(figures)],
-        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    table = run("bench.run", *args, "--tmpdir", str(tmp_path), "--json", str(figures))
     (result,) = json.loads(figures.read_text())
-    return result, done.stdout
+    assert_store_removed(result["store_url"])
+    return result, table
 
 
-def bench_databases() -> set[str]:
+def assert_store_removed(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        assert not Path(url.removeprefix("sqlite:///")).parent.exists()
+        return
+    name = url.rsplit("/", 1)[1]
     with postgres_admin_connection() as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'csms_bench_%'").fetchall()
-    return {row[0] for row in rows}
+        assert not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchall()
 
 
 def assert_answered_without_errors(result: dict[str, Any], cps: int) -> None:
@@ -48,20 +68,20 @@ def assert_answered_without_errors(result: dict[str, Any], cps: int) -> None:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_throughput_scenario(tmp_path: Path, kind: str) -> None:
-    before = bench_databases() if kind == "postgresql" else set()
+    if kind == "postgresql":
+        postgres_admin_connection().close()  # skips outside CI when PostgreSQL is away
     result, table = run_bench(
         tmp_path, "--scenario", "throughput", "--store", kind, "--cps", "4", "--warmup", "0.5",
         "--duration", "1", "--grace", "5", "--postgres-admin", POSTGRES_ADMIN,
     )
     assert_answered_without_errors(result, 4)
     # Every call of the mix is one durable event, committed in group-commit batches.
-    assert result["events_per_call"] == pytest.approx(1.0, abs=0.05)
+    assert result["events_per_call"] == pytest.approx(1.0, abs=0.1)  # /health is read a moment off the window
     assert result["events_per_batch"] >= 1
     assert set(result["per_action"]) == {"MeterValues", "Heartbeat", "StatusNotification"}
     assert f"| throughput | {kind} | 4 | closed |" in table
     if kind == "postgresql":
         assert result["db_cpu_ms_per_call"] is not None
-        assert bench_databases() == before  # its database was dropped
 
 
 def test_latency_scenario_with_idle_probe(tmp_path: Path) -> None:
@@ -89,12 +109,8 @@ def test_scale_scenario_holds_and_reconnects_after_a_restart(tmp_path: Path) -> 
 
 
 def test_reference_servers_answer_the_same_load() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.reference", "--cps", "3", "--seconds", "0.5", "--warmup", "0.2", "--repeat", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()[2:]}
+    table = run("bench.reference", "--cps", "3", "--seconds", "0.5", "--warmup", "0.2", "--repeat", "1")
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert set(rows) == {"bare", "ocpp"}
     for row in rows.values():
         assert int(row.split("|")[3].replace(",", "")) > 0  # calls/s: both answered the mix

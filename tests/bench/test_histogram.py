@@ -23,7 +23,7 @@ def test_a_percentile_is_within_one_percent_of_the_exact_one(p: float) -> None:
     for value in values:
         hist.add(value)
     exact = exact_percentile(values, p)
-    assert hist.percentile(p) == pytest.approx(exact, rel=0.01)
+    assert hist.percentile(p) == pytest.approx(exact, rel=0.0051)  # a bucket's midpoint: within half of 1%
 
 
 def test_merging_equals_adding_everything_to_one_histogram() -> None:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from adapters.store import ConflictError, EventStore, _project
-from adapters.transaction_ids import BLOCK_SIZE, MAX_BLOCK_SIZE, TransactionIds
+from adapters.transaction_ids import BLOCK_SIZE, TransactionIds
 from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
@@ -258,14 +258,18 @@ async def test_a_burst_of_transactions_reserves_inline_a_few_times_and_the_block
 
     burst = [ids.allocate() for _ in range(1_000)]  # when 1,000 start before the loop gets to refill
 
-    inline = [record for record in caplog.records if "reserving" in record.getMessage()]
-    assert len(inline) == 3  # then blocks of 200, 400 and 800, not nine of 100
+    def inline_reservations() -> list[str]:
+        return [record.getMessage() for record in caplog.records if "reserving" in record.getMessage()]
+
+    assert len(inline_reservations()) == 3  # then blocks of 200, 400 and 800, not nine of 100
     assert ids.block_size == 800
+    longer = [ids.allocate() for _ in range(20_000)]  # and a longer burst grows them only up to the cap
+    assert [message.split()[-2] for message in inline_reservations()] == [
+        "200", "400", "800", "1600", "3200", "6400", "6400", "6400"
+    ]
     await settled()
-    later = [ids.allocate() for _ in range(2_000)]
     node.close()
-    assert len(set(burst + later)) == 3_000
-    assert ids.block_size <= MAX_BLOCK_SIZE
+    assert len(set(burst + longer)) == 21_000
 
 
 # ---- beside the events: credentials and the registry ----------------------------
