@@ -6,9 +6,9 @@ charge points and mix) against two servers that store nothing and prints
 calls/s for each:
 
 - ``bare``: aiohttp with uvloop answering canned CALLRESULTs (it reads each
-  frame's id and action, nothing more);
-  a ceiling for any Python server on this machine (often the load generator
-  is the limit instead, see its client CPU).
+  frame's id and action, nothing more): a ceiling for any Python server on
+  this machine, though the load generator is often the limit instead (see
+  its client CPU).
 - ``ocpp``: an in-memory central system built the usual way on the ``ocpp``
   package (``websockets`` transport, ``@on`` handlers, the package's schema
   validation and payload classes).
@@ -35,14 +35,13 @@ import aiohttp
 
 from bench.loadgen import install_uvloop
 from bench.ocpp import DEFAULT_ID_TAG, DEFAULT_MIX
+from bench.run import Workers
 from bench.server import free_port
 
 CANNED = {
     "BootNotification": {"status": "Accepted", "currentTime": "2026-01-01T00:00:00Z", "interval": 300},
     "Heartbeat": {"currentTime": "2026-01-01T00:00:00Z"},
-    "StartTransaction": {"transactionId": 1, "idTagInfo": {"status": "Accepted"}},
-    "Authorize": {"idTagInfo": {"status": "Accepted"}},
-}
+}  # MeterValues and StatusNotification answer {}
 
 
 READY = "listening"
@@ -76,7 +75,7 @@ def serve_ocpp_package(port: int) -> None:
     from ocpp.routing import on
     from ocpp.v16 import ChargePoint as OcppChargePoint
     from ocpp.v16 import call_result
-    from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+    from ocpp.v16.enums import Action, RegistrationStatus
 
     def now() -> str:
         return datetime.now(UTC).isoformat()
@@ -98,10 +97,6 @@ def serve_ocpp_package(port: int) -> None:
         def on_status(self, connector_id: int, error_code: str, status: str, **_: Any) -> Any:
             return call_result.StatusNotification()
 
-        @on(Action.authorize)  # type: ignore[misc]
-        def on_authorize(self, id_tag: str) -> Any:
-            return call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted})
-
     async def handler(connection: Any) -> None:
         central = CentralSide(connection.request.path.rsplit("/", 1)[-1], connection)
         try:
@@ -122,8 +117,6 @@ SERVERS = {"bare": serve_bare, "ocpp": serve_ocpp_package}
 
 async def closed_loop(url: str, opts: argparse.Namespace) -> tuple[float, float]:
     """Calls/s over the window and the load generator's CPU share: bench.run's own workers and commands."""
-    from bench.run import Workers
-
     workers = await Workers.start(url, opts.cps, 1, argparse.Namespace(id_tag=DEFAULT_ID_TAG, meter_samples=10))
     try:
         connected = await workers.all("connect", start_at=time.monotonic(), deadline=time.monotonic() + 60)
