@@ -263,14 +263,16 @@ class EventStore:
         if not events:
             return []
         # Chain hashes are computed while mapping; they become heads only if committed.
+        # Mapped and inserted here rather than through the library's EventStore.put,
+        # which wraps every event in a Recording and a Notification we would unwrap.
         with self.chain.lock:
             try:
-                recordings = self.app.events.put(list(events))
+                notification_ids = self.app.recorder.insert_events([self.chain.to_stored_event(e) for e in events])
             except BaseException:
                 self.chain.discard()
                 raise
             self.chain.confirm()
-        return [(r.notification.id, r.domain_event) for r in recordings]
+        return list(zip(notification_ids, events, strict=True)) if notification_ids else []
 
     def snapshot(self, aggregate: Any) -> None:
         """Stores the aggregate's current state so later loads skip its history."""
