@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import os
@@ -14,12 +13,12 @@ from typing import AsyncIterator, Sequence
 import orjson
 from aiohttp import web
 
-from adapters import api, features_api, http, read_api, websocket
-from adapters.audit import state_at, stored_events_of, verify
-from adapters.central import CentralSystem, Settings
-from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url
-from adapters.views import charge_point_status, event_view
-from adapters.websocket import CENTRAL
+from adapters.api import MIDDLEWARES, add_api
+from adapters.api.views import charge_point_view, event_view
+from adapters.ocpp.endpoint import add_endpoint
+from adapters.service.settings import Settings, utc_now
+from adapters.service.startup import add_central_system
+from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
 from domain.timestamps import parse_ocpp_time
 from projections.runner import ReadModels
 
@@ -43,25 +42,18 @@ def settle_garbage_collector() -> None:
 
 
 def build_app(store_url: str, settings: Settings, api_token: str) -> web.Application:
-    app = web.Application(middlewares=[http.errors_as_json, http.bearer_token])
-    app[http.API_TOKEN] = api_token
-
-    async def central_system(app: web.Application) -> AsyncIterator[None]:
-        store = await asyncio.to_thread(EventStore, store_url)
-        central = CentralSystem(store, settings)
-        await central.start()
-        app[CENTRAL] = central
-        settle_garbage_collector()
-        yield
-        await central.stop()
-        await asyncio.to_thread(store.close)
-
-    app.cleanup_ctx.append(central_system)
-    websocket.add_routes(app)
-    http.add_routes(app, api.ROUTES)
-    http.add_routes(app, read_api.ROUTES)
-    http.add_routes(app, features_api.ROUTES)
+    """The server: the central system's resources in start order, then the OCPP endpoint and the API."""
+    app = web.Application(middlewares=MIDDLEWARES)
+    add_central_system(app, store_url, settings, utc_now)
+    add_endpoint(app)
+    app.cleanup_ctx.append(settled_garbage_collector)
+    add_api(app, api_token)
     return app
+
+
+async def settled_garbage_collector(app: web.Application) -> AsyncIterator[None]:
+    settle_garbage_collector()
+    yield
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -162,7 +154,7 @@ def replay(args: argparse.Namespace) -> int:
         for event in shown:
             print(orjson.dumps(event_view(event), default=str).decode())
         aggregate, _ = state_at(events, moment)
-        state = charge_point_status(aggregate) if aggregate is not None else None
+        state = charge_point_view(aggregate) if aggregate is not None else None
         print(orjson.dumps({"state": state}, default=str, option=orjson.OPT_INDENT_2).decode())
         return 0
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
 from domain import reservations
-from domain.charging import drop_transaction_profiles, install_profile
+from domain.charging import composite_schedule, drop_transaction_profiles, install_profile
 from domain.idtags import tag_key
 from domain.records import TextIdEvent
 from domain.replies import LEARNED_FROM_REPLIES
@@ -373,6 +373,17 @@ class ChargePoint(BaseAggregate[str]):
             ):
                 return transaction
         return None
+
+    def composite_schedule(self, connector_id: int, start: datetime, duration: int, unit: str | None) -> Payload:
+        """The schedule the installed profiles give a connector from ``start`` (OCPP 1.6 section 3.13)."""
+        transaction_id = self.connectors.get(connector_id, {}).get("transactionId")
+        transaction = self.open_transactions.get(transaction_id) if transaction_id is not None else None
+        # Relative profiles count from the start of the connector's transaction (3.13.1).
+        transaction_start = parse_ocpp_time(transaction["startTimestamp"]) if transaction else None
+        return composite_schedule(
+            self.charging_profiles, connector_id, start, duration, unit, transaction_start,
+            transaction_id if transaction else None,
+        )
 
     def has_open_transaction_for(self, id_tag: str) -> bool:
         key = id_tag.lower()

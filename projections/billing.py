@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
-from projections.database import Sql, storable
+from projections.database import Reader, Sql, storable
 
 TABLES = {
     "billing_transactions": """
@@ -251,3 +251,80 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     return _as_datetime(value).isoformat()
+
+
+STATUSES = ("active", "completed", "flagged")
+
+
+def accepted_open_transactions(reader: Reader) -> list[tuple[int, str]]:
+    """(transactionId, idTag) of every transaction started with an Accepted tag and not stopped."""
+    rows = reader.query(
+        "SELECT transaction_id, id_tag FROM billing_transactions WHERE status = 'active' AND id_tag_status = ?",
+        ["Accepted"],
+    )
+    return [(row["transaction_id"], row["id_tag"]) for row in rows]
+
+
+def find_transactions(
+    reader: Reader,
+    *,
+    charge_point_id: str | None = None,
+    id_tag: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    finished_only: bool = False,
+    limit: int = 10_000,
+) -> list[dict[str, Any]]:
+    """Transactions as the API shows them, by start time; idTag without regard to case."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for value, condition in (
+        (charge_point_id, "charge_point_id = ?"),
+        (id_tag, "LOWER(id_tag) = LOWER(?)"),
+        (status, "status = ?"),
+        (since, "start_timestamp >= ?"),
+        (until, "start_timestamp < ?"),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    if finished_only:
+        conditions.append("stop_timestamp IS NOT NULL AND status <> 'active'")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = reader.query(
+        f"SELECT * FROM billing_transactions {where} ORDER BY start_timestamp, transaction_id LIMIT {int(limit)}",
+        params,
+    )
+    return [transaction_view(row) for row in rows]
+
+
+def find_transaction(reader: Reader, transaction_id: int) -> dict[str, Any] | None:
+    rows = reader.query("SELECT * FROM billing_transactions WHERE transaction_id = ?", [transaction_id])
+    return transaction_view(rows[0]) if rows else None
+
+
+def daily_usage(reader: Reader, charge_point_id: str | None = None, since: str | None = None,
+                until: str | None = None) -> list[dict[str, Any]]:
+    """Energy, sessions and utilisation per charge point per (UTC) day; days as YYYY-MM-DD."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for value, condition in (
+        (charge_point_id, "charge_point_id = ?"), (since, "day >= ?"), (until, "day < ?"),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = reader.query(f"SELECT * FROM daily_utilisation_view {where} ORDER BY day, charge_point_id", params)
+    return [
+        {
+            "chargePointId": row["charge_point_id"],
+            "day": row["day"],
+            "sessions": row["sessions"],
+            "energyWh": row["energy_wh"],
+            "chargingSeconds": row["charging_seconds"],
+            "utilisation": round(float(row["utilisation"]), 6),
+        }
+        for row in rows
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -42,6 +42,12 @@ TYPES = {
         "create_view": "CREATE OR REPLACE VIEW",
     },
 }
+
+
+class Reader(Protocol):
+    """What a read model's queries need: SQL with ``?`` placeholders, rows as dicts."""
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]: ...
 
 
 class Sql:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from domain import reservations
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
-from projections.database import Sql
+from projections.database import Reader, Sql
 
 TABLES = {
     "reservations": """
@@ -129,3 +129,25 @@ def reservation_view(row: dict[str, Any]) -> dict[str, Any]:
     }
     view.update({name: row[column] for name, column in OPTIONAL.items() if row[column] is not None})
     return view
+
+
+def charge_points_holding_open(reader: Reader) -> list[str]:
+    """Charge points with a reservation still Pending or Accepted."""
+    marks = ", ".join("?" for _ in OPEN)
+    rows = reader.query(f"SELECT DISTINCT charge_point_id FROM reservations WHERE status IN ({marks})", OPEN)
+    return [row["charge_point_id"] for row in rows]
+
+
+def find_reservations(reader: Reader, charge_point_id: str | None = None, status: str | None = None) -> list[Any]:
+    """Reservations as the API shows them, oldest request first."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status)
+    if charge_point_id is not None:
+        conditions.append("charge_point_id = ?")
+        params.append(charge_point_id)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = reader.query(f"SELECT * FROM reservations {where} ORDER BY requested_at, reservation_id", params)
+    return [reservation_view(row) for row in rows]

@@ -272,6 +272,10 @@ class ReadModels:
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         return self.db.query(sql, params)
 
+    def failures(self) -> int:
+        """Events the read models set aside (each kept in read_model_failures with its error)."""
+        return int(self.query("SELECT COUNT(*) AS n FROM read_model_failures")[0]["n"])
+
     def rebuild(self) -> int:
         """Drops every read model and replays the whole store into fresh tables."""
         self.db.drop_tables()

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import orjson
 
 from domain.timestamps import format_ocpp_time
-from projections.database import Sql, storable
+from projections.database import Reader, Sql, storable
 
 TABLES = {
     "cp_status": """
@@ -239,3 +239,18 @@ def status_view(row: dict[str, Any], connectors: list[dict[str, Any]]) -> dict[s
             for c in connectors
         },
     }
+
+
+def charge_points_online(reader: Reader) -> dict[str, bool]:
+    """Every registered charge point, and whether the read model last saw it online."""
+    return {row["charge_point_id"]: bool(row["online"])
+            for row in reader.query("SELECT charge_point_id, online FROM cp_status")}
+
+
+def all_statuses(reader: Reader) -> list[dict[str, Any]]:
+    """Every charge point's status as the API lists it: one query per table, not one per charge point."""
+    statuses = reader.query("SELECT * FROM cp_status ORDER BY charge_point_id")
+    by_charge_point: dict[str, list[dict[str, Any]]] = {}
+    for connector in reader.query("SELECT * FROM cp_connectors ORDER BY charge_point_id, connector_id"):
+        by_charge_point.setdefault(connector["charge_point_id"], []).append(connector)
+    return [status_view(row, by_charge_point.get(row["charge_point_id"], [])) for row in statuses]

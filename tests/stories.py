@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 from eventsourcing.domain import CanMutateAggregate
 
-from adapters.store import EventStore, _project
+from adapters.store import EventStore, project_events
 from domain.chargepoint import ChargePoint
 
 
@@ -16,7 +16,7 @@ def registered(charge_point_id: str = "CP-1", description: str = "") -> ChargePo
 
 def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:
     """A fresh aggregate built from events alone, by the store's own projector."""
-    return _project(None, events)
+    return project_events(None, events)
 
 
 def loaded(store: EventStore, charge_point_id: str) -> Any:
@@ -27,4 +27,4 @@ def loaded(store: EventStore, charge_point_id: str) -> Any:
 
 def replayed_from_the_event_table(store: EventStore, charge_point_id: str) -> Any:
     # Straight from the event table: no snapshot can take part.
-    return _project(None, store.app.events.get(charge_point_id))
+    return project_events(None, store.app.events.get(charge_point_id))

@@ -17,10 +17,10 @@ from aiohttp.test_utils import make_mocked_request
 from openapi_spec_validator import validate
 
 import app as composition
-from adapters import api
-from adapters.central import Settings
-from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS
-from adapters.openapi import ocpp_schema
+from adapters.api.document import document_of
+from adapters.api.openapi import ocpp_schema
+from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
+from adapters.service.settings import Settings
 from tests.conftest import ROOT, free_port
 from tests.ocpp_client import API_TOKEN, ChargePointClient, Operator, shared_server, ws_base
 
@@ -264,7 +264,7 @@ async def test_the_openapi_document_is_a_valid_openapi_3_document(server, operat
 
     validate(document)
     assert document["openapi"].startswith("3.")
-    assert document == json.loads(json.dumps(api.document_of(built_app)))
+    assert document == json.loads(json.dumps(document_of(built_app)))
     operation_ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(operation_ids) == len(set(operation_ids))
     assert document["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
@@ -278,7 +278,7 @@ async def test_the_openapi_document_is_a_valid_openapi_3_document(server, operat
 
 
 def test_every_route_the_app_serves_is_described(built_app):
-    paths = api.document_of(built_app)["paths"]
+    paths = document_of(built_app)["paths"]
 
     undescribed = [(method, path) for method, path in served_routes(built_app)
                    if method.lower() not in paths.get(path, {})]
@@ -287,7 +287,7 @@ def test_every_route_the_app_serves_is_described(built_app):
 
 
 async def test_every_described_path_is_served(built_app):
-    paths = api.document_of(built_app)["paths"]
+    paths = document_of(built_app)["paths"]
     unserved = []
     for path, item in paths.items():
         for method in item:
@@ -298,7 +298,7 @@ async def test_every_described_path_is_served(built_app):
 
 
 def test_each_command_is_described_with_its_ocpp_schemas(built_app):
-    document = api.document_of(built_app)
+    document = document_of(built_app)
     schemas = document["components"]["schemas"]
     generic = document["paths"]["/api/chargepoints/{chargePointId}/commands/{action}"]["post"]
 

@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import app
-from adapters.audit import CHAIN_FIELD, chain_digest
-from adapters.transcoder import MsgpackTranscoder
+from adapters.store.hash_chain import CHAIN_FIELD, chain_digest
+from adapters.store.transcoder import MsgpackTranscoder
 from tests.conftest import POSTGRES_ADMIN, ROOT, Server, drop_postgres_database, make_postgres_database
 from tests.ocpp_client import ChargePointClient, Operator, ws_base
 

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS
+from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
 from tests.ocpp_client import ChargePointClient, Operator, shared_server, ws_base
 
 server = shared_server()  # --call-timeout 2, one per store kind for this module

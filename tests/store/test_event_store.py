@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from adapters.store import ConflictError, EventStore, _project
-from adapters.transaction_ids import BLOCK_SIZE, TransactionIds
+from adapters.service.transaction_ids import BLOCK_SIZE, TransactionIds
+from adapters.store import ConflictError, EventStore, project_events
 from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
@@ -100,7 +100,7 @@ def test_a_charge_point_loaded_from_a_snapshot_equals_one_replayed_from_all_its_
     assert snapshot.originator_version == snapshot_version < cp.version
     assert from_snapshot == from_events == cp
     # The snapshot alone is the state at its version.
-    assert snapshot.mutate(None) == _project(None, store.app.events.get("CP-1", lte=snapshot_version))
+    assert snapshot.mutate(None) == project_events(None, store.app.events.get("CP-1", lte=snapshot_version))
     assert from_snapshot.connectors.keys() == {0, 1, 2}  # integer keys stay integers
     assert set(from_snapshot.open_transactions) == {2, 12}
 
@@ -279,14 +279,14 @@ def test_credentials_and_the_id_tag_registry_are_shared_by_nodes_and_survive_res
     node_a = EventStore(store_url)  # given a node that stored a password and an id tag, then stopped
     node_a.side.set_password_hash("CP-1", "hash-1")
     node_a.side.set_password_hash("CP-1", "hash-2")
-    registry = node_a.load_id_tags()
+    registry = node_a.load_or_create(REGISTRY_ID, lambda: IdTagRegistry(id=REGISTRY_ID))
     registry.save_tag("TAG-1", "Blocked")
     node_a.commit(registry.collect_events())
     node_a.close()
 
     node_b = EventStore(store_url)  # when another node starts
     try:
-        found = node_b.load_id_tags()
+        found = node_b.load_or_create(REGISTRY_ID, lambda: IdTagRegistry(id=REGISTRY_ID))
         assert node_b.side.password_hash("CP-1") == "hash-2"  # then: the latest hash, once
         assert node_b.side.password_hash("CP-2") is None
         node_b.side.set_password_hash("CP-1", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.files import FileStore
+from adapters.store.file_store import FileStore
 
 
 def test_charge_points_whose_names_differ_never_share_a_diagnostics_folder(tmp_path: Path) -> None:

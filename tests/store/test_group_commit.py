@@ -13,9 +13,9 @@ from typing import Any, AsyncIterator, Sequence
 
 import pytest
 
-from adapters.audit import stored_events_of, verify
-from adapters.group_commit import GroupCommitter
 from adapters.store import ConflictError, EventStore
+from adapters.store.group_commit import GroupCommitter
+from adapters.store.hash_chain import stored_events_of, verify
 from domain.chargepoint import ChargePoint
 from tests.stories import loaded, replayed_from_the_event_table
 

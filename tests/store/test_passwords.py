@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-import adapters.passwords as passwords
-from adapters.passwords import VerifiedPasswords, basic_credentials, hash_password, verify_password
+import adapters.service.passwords as passwords
+from adapters.service.passwords import VerifiedPasswords, basic_credentials, hash_password, verify_password
 
 PASSWORD = "correct horse battery staple"
 

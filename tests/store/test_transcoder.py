@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.store import EventStore
-from adapters.transcoder import MsgpackTranscoder, with_entry
+from adapters.store.transcoder import MsgpackTranscoder, with_entry
 from domain.chargepoint import ChargePoint
 
 CEST = timezone(timedelta(hours=2))

@@ -1,4 +1,4 @@
-"""How aggregates and events look in the API: OCPP's camelCase names."""
+"""How a charge point and its events look in the API and `csms replay`: OCPP's camelCase names."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ EVENT_BOOKKEEPING = frozenset({"originator_id", "originator_version", "timestamp
 SNAKE = re.compile(r"_([a-z0-9])")
 
 
-def charge_point_status(cp: ChargePoint, pending_commands: int = 0) -> dict[str, Any]:
+def charge_point_view(cp: ChargePoint, pending_commands: int = 0) -> dict[str, Any]:
     boot = cp.boot_info or {}
     return {
         "id": cp.id,

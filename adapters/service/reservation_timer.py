@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Iterable, Sequence
 
+from adapters.service.chargepoints import ChargePoints
+from adapters.service.settings import Clock
 from domain.chargepoint import topic
-from domain.reservations import OPEN
 from domain.timestamps import parse_ocpp_time
-
-if TYPE_CHECKING:
-    from adapters.central import CentralSystem
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +27,17 @@ RETRY_AFTER_FAILURE = timedelta(seconds=5)  # a store that failed once is tried 
 
 
 class ReservationTimer:
-    def __init__(self, central: CentralSystem) -> None:
-        self._central = central
+    def __init__(self, charge_points: ChargePoints, clock: Clock) -> None:
+        self._charge_points = charge_points
+        self._now = clock
         self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._stopped = False
 
-    async def start(self) -> None:
-        # The read models are caught up before the timer starts: they know
-        # which charge points hold open reservations.
-        rows = await asyncio.to_thread(
-            self._central.read_models.query,
-            "SELECT DISTINCT charge_point_id FROM reservations WHERE status IN (?, ?)",
-            sorted(OPEN),
-        )
-        for charge_point_id in sorted(row["charge_point_id"] for row in rows):
+    async def start(self, holding_open_reservations: Iterable[str]) -> None:
+        """Checks once each charge point that holds open reservations (the read model knows which)."""
+        for charge_point_id in sorted(holding_open_reservations):
             await self._expire_due(charge_point_id)
-        self._central.committer.add_listener(self.observe)
 
     def stop(self) -> None:
         self._stopped = True
@@ -67,7 +59,7 @@ class ReservationTimer:
             return  # the timer already fires no later; it re-arms for the rest
         if current is not None:
             current[1].cancel()
-        delay = max((at - self._central.now()).total_seconds(), 0.0)
+        delay = max((at - self._now()).total_seconds(), 0.0)
         loop = asyncio.get_running_loop()
         handle = loop.call_later(delay, self._fire, charge_point_id)
         self._timers[charge_point_id] = (at, handle)
@@ -81,14 +73,15 @@ class ReservationTimer:
         task.add_done_callback(self._running.discard)
 
     async def _expire_due(self, charge_point_id: str) -> None:
-        central = self._central
         try:
-            following = await central.execute(charge_point_id, lambda cp: cp.expire_due_reservations(central.now()))
+            following = await self._charge_points.execute(
+                charge_point_id, lambda cp: cp.expire_due_reservations(self._now())
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("could not expire the reservations of %s; trying again", charge_point_id)
-            self._arm(charge_point_id, central.now() + RETRY_AFTER_FAILURE)
+            self._arm(charge_point_id, self._now() + RETRY_AFTER_FAILURE)
             return
         if following is not None:
             self._arm(charge_point_id, following)

@@ -12,8 +12,7 @@ import copy
 import logging
 from typing import Any, Callable, Generic, TypeVar
 
-from adapters.group_commit import GroupCommitter
-from adapters.store import ConflictError, EventStore
+from adapters.store import ConflictError, EventStore, GroupCommitter
 
 log = logging.getLogger(__name__)
 

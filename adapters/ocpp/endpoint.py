@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from typing import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
-from adapters.central import CentralSystem, Refused
+from adapters.ocpp.actor import ChargePointActor
+from adapters.ocpp.schemas import Schemas
+from adapters.service.connections import Refused
+from adapters.service.startup import CHARGE_POINTS, CLOCK, CONNECTIONS, FACTS, SETTINGS
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
-CENTRAL = web.AppKey("central", CentralSystem)
+SCHEMAS = web.AppKey("schemas", Schemas)
 
 
 def offered_subprotocols(request: web.Request) -> list[str]:
@@ -21,19 +24,20 @@ def offered_subprotocols(request: web.Request) -> list[str]:
 
 
 async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
-    central = request.app[CENTRAL]
+    app = request.app
+    connections = app[CONNECTIONS]
     charge_point_id = request.match_info["chargePointId"]
     if SUBPROTOCOL not in offered_subprotocols(request):
         # OCPP-J 1.6 section 3.1.2: without an agreed subprotocol we may not talk.
         return web.Response(status=400, text=f"offer the WebSocket subprotocol {SUBPROTOCOL}\n")
     try:
-        await central.admit(charge_point_id, request.headers.get("Authorization"))
+        await connections.admit(charge_point_id, request.headers.get("Authorization"))
     except Refused as refused:
         log.info("refused %s: %s", charge_point_id, refused.reason)
         headers = {"WWW-Authenticate": 'Basic realm="OCPP"'} if refused.status == 401 else None
         return web.Response(status=refused.status, text=refused.reason + "\n", headers=headers)
 
-    settings = central.settings
+    settings = app[SETTINGS]
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
         heartbeat=settings.ping_interval,  # pings find dead peers; aiohttp closes them
@@ -49,8 +53,12 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
             raise ConnectionResetError(f"{charge_point_id} is no longer connected")
         await ws.send_frame(frame, WSMsgType.TEXT)
 
+    actor = ChargePointActor(
+        charge_point_id, send, ws.close, charge_points=app[CHARGE_POINTS], facts=app[FACTS], schemas=app[SCHEMAS],
+        call_timeout=settings.call_timeout, clock=app[CLOCK],
+    )
     try:
-        actor = await central.connect(charge_point_id, send, ws.close, request.remote or "")
+        await connections.connect(actor, request.remote or "")
     except Exception:
         log.exception("could not record the connection of %s; closing it", charge_point_id)
         await ws.close(code=1011, message=b"central system unavailable, try again")
@@ -69,7 +77,7 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
                 reason = f"connection error: {ws.exception()}"
                 break
     finally:
-        await central.disconnect(actor, reason)
+        await connections.disconnect(actor, reason)
         await ws.close()
     return ws
 
@@ -81,13 +89,18 @@ async def close_connections(app: web.Application) -> None:
     the cleanup contexts run, and an open WebSocket never ends by itself; closed
     here, each handler records its disconnection and ends at once.
     """
-    central = app.get(CENTRAL)
-    if central is None:
-        return
-    closing = [actor.close_socket() for actor in list(central.actors.values())]
-    await asyncio.gather(*closing, return_exceptions=True)
+    connections = app.get(CONNECTIONS)
+    if connections is not None:
+        await connections.close_sockets()
 
 
-def add_routes(app: web.Application) -> None:
+async def compiled_schemas(app: web.Application) -> AsyncIterator[None]:
+    schemas = app[SCHEMAS] = Schemas()
+    schemas.warm()  # every schema compiled now rather than on a charge point's first call
+    yield
+
+
+def add_endpoint(app: web.Application) -> None:
+    app.cleanup_ctx.append(compiled_schemas)
     app.router.add_get("/ocpp/{chargePointId}", ocpp_endpoint)
     app.on_shutdown.append(close_connections)

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from adapters.store import ConflictError, EventStore
+from adapters.store.event_store import ConflictError, EventStore
 
 log = logging.getLogger(__name__)
 

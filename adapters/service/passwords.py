@@ -62,3 +62,28 @@ class VerifiedPasswords:
             self._matched[stored] = fingerprint
             return True
         return False
+
+
+class PendingKeys:
+    """AuthorizationKeys sent to charge points and not answered yet: hashes by charge point.
+
+    Security profile 1: a charge point may reconnect with a new key the moment
+    it answers, before the answer is recorded, so either key admits it meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, set[str]] = {}
+
+    def add(self, charge_point_id: str, password_hash: str) -> None:
+        self._hashes.setdefault(charge_point_id, set()).add(password_hash)
+
+    def discard(self, charge_point_id: str, password_hash: str) -> None:
+        # Only this one: another queued change keeps its own key.
+        pending = self._hashes.get(charge_point_id)
+        if pending is not None:
+            pending.discard(password_hash)
+            if not pending:
+                del self._hashes[charge_point_id]
+
+    def of(self, charge_point_id: str) -> list[str]:
+        return list(self._hashes.get(charge_point_id, ()))

@@ -13,9 +13,9 @@ from functools import cache
 from importlib import metadata, resources
 from typing import Any, Iterable, Iterator
 
-from adapters.central import CHARGE_POINT_ID
-from adapters.http import Route
-from adapters.ocppj import CENTRAL_SYSTEM_ACTIONS
+from adapters.api.routing import Route
+from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
+from adapters.service.connections import CHARGE_POINT_ID
 
 PARAMETER = re.compile(r"{(\w+)}")
 OCPP_SCHEMAS = resources.files("ocpp") / "v16" / "schemas"

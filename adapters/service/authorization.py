@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
-from adapters.shared_aggregate import SharedAggregate
+from adapters.service.shared_aggregate import SharedAggregate
 from domain.chargepoint import topic
 from domain.idtags import IdTagRegistry, id_tag_info, tag_key
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
-from adapters.transcoder import with_entry
+from adapters.store.transcoder import with_entry
 from domain.records import Snapshot
 
 GENESIS = ""
@@ -149,15 +148,3 @@ def stored_events_of(recorder: ApplicationRecorder, aggregate_id: str | None) ->
             return
         yield from page
         start = page[-1].id + 1
-
-
-def state_at(events: Iterable[Any], moment: datetime | None) -> tuple[Any, int]:
-    """The aggregate as it was at ``moment`` (all events if None): (aggregate, events applied)."""
-    aggregate = None
-    applied = 0
-    for event in events:
-        if moment is not None and event.timestamp > moment:
-            break
-        aggregate = event.mutate(aggregate)
-        applied += 1
-    return aggregate, applied

@@ -13,11 +13,9 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable
 
-from adapters.ocppj import (
-    CENTRAL_SYSTEM_ACTIONS,
-    CHARGE_POINT_ACTIONS,
+from adapters.ocpp.framing import (
     Call,
     CallError,
     CallResult,
@@ -28,19 +26,17 @@ from adapters.ocppj import (
     parse_frame,
     result_frame,
 )
-from adapters.store import SNAPSHOT_INTERVAL, ConflictError
+from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS, CHARGE_POINT_ACTIONS, Schemas
+from adapters.service.chargepoints import ChargePoints
+from adapters.service.facts import FactSource
+from adapters.service.sessions import CallRejected, CallTimeout, Command, NotConnected, T
+from adapters.service.settings import Clock
 from domain.chargepoint import ChargePoint
 from domain.inbound import HANDLERS
 from domain.redaction import recorded_reply, recorded_request
 
-if TYPE_CHECKING:
-    from adapters.central import CentralSystem
-
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Command = Callable[[ChargePoint], T]
-MAX_CONFLICT_RETRIES = 5
 # Per connection, for charge points that resend a CALL whose answer they missed:
 # in practice the last one or two; each remembered reply costs ~150 bytes.
 REMEMBERED_REPLIES = 32
@@ -51,87 +47,28 @@ RECOGNISED_ONLY = frozenset(
 )
 
 
-class NotRegistered(Exception):
-    pass
-
-
-class NotConnected(Exception):
-    pass
-
-
-class CallTimeout(Exception):
-    pass
-
-
-class CallRejected(Exception):
-    """The charge point answered a call with a CALLERROR (or an invalid reply)."""
-
-    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details
-
-
-class AggregateHandle:
-    """A charge point's aggregate kept in memory, changed with optimistic retries.
-
-    A command mutates the aggregate and its events are committed; if another
-    writer stored a version first, the command runs again on fresh state.
-    """
-
-    def __init__(self, central: CentralSystem, charge_point_id: str) -> None:
-        self.central = central
-        self.id = charge_point_id
-        self.aggregate: ChargePoint | None = None
-        # True while a command's events are not yet durable: the aggregate in
-        # memory is then ahead of the store and must not be shown.
-        self.committing = False
-
-    async def load(self) -> ChargePoint | None:
-        if self.aggregate is None:
-            self.aggregate = await asyncio.to_thread(self.central.store.load_charge_point, self.id)
-        return self.aggregate
-
-    async def execute(self, command: Command[T]) -> T:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            aggregate = await self.load()
-            if aggregate is None:
-                raise NotRegistered(self.id)
-            version_before = aggregate.version
-            self.committing = True
-            try:
-                result = command(aggregate)
-                events = aggregate.collect_events()
-                snapshot = aggregate if _crossed_snapshot_mark(version_before, aggregate.version) else None
-                await self.central.committer.commit(events, snapshot)
-            except ConflictError:
-                self.aggregate = None
-                continue
-            except BaseException:
-                self.aggregate = None  # half-changed state must not be served
-                raise
-            finally:
-                self.committing = False
-            return result
-        raise ConflictError(f"{self.id} kept changing under us")
-
-
-def _crossed_snapshot_mark(before: int, after: int) -> bool:
-    return before // SNAPSHOT_INTERVAL != after // SNAPSHOT_INTERVAL
-
-
 class ChargePointActor:
+    """A connected charge point's session (adapters/service/sessions.py's Session)."""
+
     def __init__(
         self,
-        central: CentralSystem,
         charge_point_id: str,
         send: Callable[[bytes], Awaitable[None]],
         close: Callable[[], Awaitable[Any]],
+        *,
+        charge_points: ChargePoints,
+        facts: FactSource,
+        schemas: Schemas,
+        call_timeout: float,
+        clock: Clock,
     ) -> None:
-        self.central = central
         self.id = charge_point_id
-        self.handle = AggregateHandle(central, charge_point_id)
+        self._charge_points = charge_points
+        self._facts = facts
+        self._schemas = schemas
+        self._call_timeout = call_timeout
+        self._now = clock
+        self._aggregate = charge_points.handle(charge_point_id)
         self._send = send
         self._close = close
         # Bounded: a charge point that floods us is slowed down by TCP, not by our memory.
@@ -140,11 +77,18 @@ class ChargePointActor:
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self.stopped = False
+        self._stopped = False
         self._closing = False  # no new jobs enter the mailbox once set
         self.gone = asyncio.Event()  # set once its disconnection is recorded
 
     # ---- life cycle --------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def committed_state(self) -> ChargePoint | None:
+        return self._aggregate.committed_state()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"actor {self.id}")
@@ -158,17 +102,17 @@ class ChargePointActor:
                 await job()
             except Exception:
                 log.exception("job for %s failed", self.id)
-        self.stopped = True
+        self._stopped = True
 
     async def stop(self) -> None:
         """Lets queued jobs finish, then ends; a pending call fails as disconnected."""
         self._closing = True
         if self._pending is not None and not self._pending[1].done():
-            self._pending[1].set_exception(NotConnected(self.id))
+            self._pending[1].set_exception(NotConnected(f"{self.id} is not connected"))
         await self._mailbox.put(None)
         if self._task is not None:
             await self._task
-        self.stopped = True
+        self._stopped = True
 
     async def close_socket(self) -> None:
         await self._close()
@@ -205,8 +149,8 @@ class ChargePointActor:
             # charge point now, a new connection's actor or a one-off handle.
             if self._task is not None:
                 await asyncio.shield(self._task)
-            return await self.central.execute(self.id, command)
-        return await self.ask(lambda: self.handle.execute(command))
+            return await self._charge_points.execute(self.id, command)
+        return await self.ask(lambda: self._aggregate.execute(command))
 
     # ---- frames from the charge point -----------------------------------------
 
@@ -265,9 +209,9 @@ class ChargePointActor:
                 raise OcppError("NotSupported", f"{call.action} is not served by this central system")
             raise OcppError("NotImplemented", f"unknown action {call.action!r}")
         assert call.action in CHARGE_POINT_ACTIONS
-        schemas = self.central.schemas
+        schemas = self._schemas
         schemas.validate_request(call.action, call.payload)
-        facts = self.central.facts()
+        facts = self._facts()
 
         def command(cp: ChargePoint) -> dict[str, Any]:
             reply = handler(cp, call.message_id, call.payload, facts)
@@ -275,7 +219,7 @@ class ChargePointActor:
             return reply
 
         try:
-            return await self.handle.execute(command)
+            return await self._aggregate.execute(command)
         except OcppError as error:
             log.error("%s: invalid reply to %s: %s", self.id, call.action, error)
             raise OcppError("InternalError", "the central system produced an invalid reply") from None
@@ -294,27 +238,28 @@ class ChargePointActor:
 
         Raises NotConnected, CallTimeout or CallRejected; every outcome is history.
         """
-        central = self.central
         recorded = recorded_request(action, payload)
         async with self._call_lock:
-            if self.stopped or self._closing:
-                raise NotConnected(self.id)
+            if self._stopped or self._closing:
+                raise NotConnected(f"{self.id} is not connected")
             message_id = str(uuid.uuid4())
             await self.execute(
-                lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=central.now())
+                lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=self._now())
             )
             future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
             self._pending = (message_id, future)
             try:
                 await self._send(call_frame(message_id, action, payload))
-                frame = await asyncio.wait_for(future, central.settings.call_timeout)
+                frame = await asyncio.wait_for(future, self._call_timeout)
             except TimeoutError:
                 await self.execute(
                     lambda cp: cp.record_call_timeout(
-                        message_id=message_id, action=action, request=recorded, timed_out_at=central.now()
+                        message_id=message_id, action=action, request=recorded, timed_out_at=self._now()
                     )
                 )
-                raise CallTimeout(action) from None
+                raise CallTimeout(
+                    f"{self.id} did not answer {action} within {self._call_timeout:g} s"
+                ) from None
             except (NotConnected, ConnectionError) as error:
                 await self.execute(
                     lambda cp: cp.record_call_error(
@@ -324,10 +269,10 @@ class ChargePointActor:
                         error_code="ConnectionLost",
                         error_description="the charge point disconnected before answering",
                         error_details={},
-                        received_at=central.now(),
+                        received_at=self._now(),
                     )
                 )
-                raise NotConnected(self.id) from error
+                raise NotConnected(f"{self.id} is not connected") from error
             finally:
                 self._pending = None
             return await self._record_reply(message_id, action, recorded, frame)
@@ -335,10 +280,10 @@ class ChargePointActor:
     async def _record_reply(
         self, message_id: str, action: str, payload: dict[str, Any], frame: CallResult | CallError
     ) -> dict[str, Any]:
-        now = self.central.now()
+        now = self._now()
         if isinstance(frame, CallResult):
             try:
-                self.central.schemas.validate_response(action, frame.payload)
+                self._schemas.validate_response(action, frame.payload)
             except OcppError as error:
                 frame = CallError(message_id, error.code, f"invalid {action} reply: {error.description}", {})
             else:
@@ -362,4 +307,4 @@ class ChargePointActor:
                 received_at=now,
             )
         )
-        raise CallRejected(failed.code, failed.description, failed.details)
+        raise CallRejected(self.id, action, failed.code, failed.description, failed.details)

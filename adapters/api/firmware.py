@@ -1,0 +1,65 @@
+"""Firmware images: stored by operators, downloaded by charge points, and the rollout's state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from adapters.api.responses import ApiError, json_response
+from adapters.api.routing import Route
+from adapters.api.uploads import checked_name, file_view, store_upload
+from adapters.service.firmware_rollout import rollout
+from adapters.service.startup import CHARGE_POINTS, FILES
+from adapters.store import StoredFile
+
+
+def _download_url(request: web.Request, stored: StoredFile) -> str:
+    return str(request.url.with_path(f"/firmware/{stored.name}").with_query(None))
+
+
+async def put_firmware(request: web.Request) -> web.Response:
+    files = request.app[FILES]
+    name = checked_name(request.match_info["name"])
+    existed = files.find(files.firmware_dir(), name) is not None
+    stored = await store_upload(request, files.firmware_dir(), name)
+    return json_response(file_view(stored, _download_url(request, stored)), 200 if existed else 201)
+
+
+async def list_firmware(request: web.Request) -> web.Response:
+    files = request.app[FILES]
+    listing = await asyncio.to_thread(files.listing, files.firmware_dir())
+    return json_response({"firmware": [file_view(stored, _download_url(request, stored)) for stored in listing]})
+
+
+async def delete_firmware(request: web.Request) -> web.Response:
+    files = request.app[FILES]
+    if not await asyncio.to_thread(files.delete, files.firmware_dir(), request.match_info["name"]):
+        raise ApiError(404, "no such firmware image")
+    return web.Response(status=204)
+
+
+async def download_firmware(request: web.Request) -> web.StreamResponse:
+    files = request.app[FILES]
+    path = files.find(files.firmware_dir(), request.match_info["name"])
+    if path is None:
+        raise ApiError(404, "no such firmware image")
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+
+async def firmware_rollout(request: web.Request) -> web.Response:
+    return json_response(await rollout(request.app[CHARGE_POINTS]))
+
+
+ROUTES = [
+    Route("GET", "/api/firmware", list_firmware, "Firmware images stored for charge points"),
+    Route("GET", "/api/firmware/rollout", firmware_rollout,
+          "Per charge point: firmware version, the last UpdateFirmware and how it went"),
+    Route("PUT", "/api/firmware/{name}", put_firmware, "Store a firmware image (the raw body)",
+          errors={400: "a bad file name", 413: "the image is larger than --max-file-size"},
+          replies={200: None, 201: None}),
+    Route("DELETE", "/api/firmware/{name}", delete_firmware, "Delete a firmware image",
+          errors={404: "no such image"}, replies={204: None}),
+    Route("GET", "/firmware/{name}", download_firmware, "A firmware image, for charge points (no token)",
+          errors={404: "no such image"}),
+]

@@ -1,0 +1,72 @@
+"""/api/transactions: the billing read model, as JSON or as CSV for billing systems."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from typing import Any
+
+from aiohttp import web
+
+from adapters.api.freshness import fresh_read_models
+from adapters.api.parameters import int_parameter, moment_parameter, path_int
+from adapters.api.responses import ApiError, json_response
+from adapters.api.routing import Route
+from projections import billing
+
+CSV_COLUMNS = (
+    "transactionId", "chargePointId", "connectorId", "idTag", "parentIdTag", "startTimestamp", "stopTimestamp",
+    "meterStart", "meterStop", "energyWh", "durationSeconds", "stopReason", "status", "cost", "currency",
+)
+
+
+async def list_transactions(request: web.Request) -> web.StreamResponse:
+    read_models = await fresh_read_models(request)
+    status = request.query.get("status")
+    if status is not None and status not in billing.STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(billing.STATUSES)}")
+    wants_csv = request.query.get("format") == "csv" or "text/csv" in request.headers.get("Accept", "")
+    transactions = await asyncio.to_thread(
+        billing.find_transactions,
+        read_models,
+        charge_point_id=request.query.get("chargePointId"),
+        id_tag=request.query.get("idTag"),
+        status=status,
+        since=moment_parameter(request, "since"),
+        until=moment_parameter(request, "until"),
+        # Billing systems get finished sessions only: an active one has no bill yet.
+        finished_only=wants_csv,
+        limit=min(int_parameter(request, "limit", 10_000), 100_000),
+    )
+    if wants_csv:
+        return csv_response(transactions)
+    return json_response({"transactions": transactions})
+
+
+def csv_response(transactions: list[dict[str, Any]]) -> web.Response:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(transactions)
+    return web.Response(
+        text=buffer.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="transactions.csv"'},
+    )
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    read_models = await fresh_read_models(request)
+    transaction_id = path_int(request, "transactionId")
+    transaction = await asyncio.to_thread(billing.find_transaction, read_models, transaction_id)
+    if transaction is None:
+        raise ApiError(404, f"unknown transaction {transaction_id}")
+    return json_response(transaction)
+
+
+ROUTES = [
+    Route("GET", "/api/transactions", list_transactions,
+          "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv"),
+    Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction"),
+]

@@ -1,0 +1,65 @@
+"""Receiving a file in a request body, raw or multipart, into the file store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from adapters.api.responses import ApiError
+from adapters.service.startup import CLOCK, FILES
+from adapters.store import BadFileName, FileTooLarge, StoredFile, safe_name
+from domain.timestamps import format_ocpp_time
+
+CHUNK = 64 * 1024
+UPLOAD_ERRORS = {
+    400: "a bad charge point identity or file name, or a multipart body without a file",
+    404: "unknown charge point",
+    413: "the file is larger than --max-file-size",
+}
+
+
+def checked_name(name: str) -> str:
+    try:
+        return safe_name(name)
+    except BadFileName as bad:
+        raise ApiError(400, str(bad)) from None
+
+
+async def store_upload(request: web.Request, directory: Path, name: str | None) -> StoredFile:
+    """Streams the body into ``directory``; a multipart body's first file part names it when ``name`` does not."""
+    files = request.app[FILES]
+    if request.content_length is not None and request.content_length > files.max_size:
+        raise ApiError(413, f"larger than the limit of {files.max_size} bytes")
+    chunks: AsyncIterator[bytes]
+    if request.content_type.startswith("multipart/"):
+        part = await _first_file_part(request)
+        name = name or part.filename
+        chunks = _part_chunks(part)
+    else:
+        chunks = request.content.iter_chunked(CHUNK)
+    if not name:
+        name = "diagnostics-" + format_ocpp_time(request.app[CLOCK]()).replace(":", "")
+    try:
+        return await files.save(directory, checked_name(name), chunks)
+    except FileTooLarge as too_large:
+        raise ApiError(413, str(too_large)) from None
+
+
+async def _first_file_part(request: web.Request) -> BodyPartReader:
+    """The first part with a file name; other form fields are skipped."""
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.filename:
+            return part
+    raise ApiError(400, "the multipart body holds no file")
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+def file_view(stored: StoredFile, url: str) -> dict[str, Any]:
+    return {**stored.view(), "url": url}

@@ -1,0 +1,1 @@
+"""The OCPP-J side: the WebSocket endpoint, frames and schemas, one actor per connected charge point."""

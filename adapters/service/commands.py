@@ -1,0 +1,89 @@
+"""Operators' commands: CSMS-initiated calls, checked, sent and followed.
+
+A command takes its turn in the charge point's session: the domain checks
+and records what must happen before it is sent (domain/outbound.py), then
+the session sends it and records the outcome. An accepted AuthorizationKey
+becomes the charge point's Basic-auth password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from adapters.service.chargepoints import ChargePoints
+from adapters.service.passwords import PendingKeys, hash_password
+from adapters.service.sessions import NotConnected, Sessions
+from adapters.service.settings import Clock
+from adapters.store import SideTables
+from domain.outbound import BEFORE_SENDING, prepare_call
+from domain.redaction import sets_password
+
+RESERVATION_ID_SEQUENCE = "reservation_id"
+
+
+class CommandRefused(Exception):
+    """A call the central system will not send: a rule of the domain refuses it."""
+
+    def __init__(self, action: str, reason: str) -> None:
+        super().__init__(f"{action} not sent: {reason}")
+        self.action = action
+        self.reason = reason
+
+
+class Commands:
+    def __init__(self, charge_points: ChargePoints, sessions: Sessions, pending_keys: PendingKeys,
+                 side: SideTables, clock: Clock) -> None:
+        self._charge_points = charge_points
+        self._sessions = sessions
+        self._pending_keys = pending_keys
+        self._side = side
+        self._now = clock
+        # Commands in progress per charge point: sent and unanswered, or queued behind one.
+        self._in_progress: Counter[str] = Counter()
+
+    def pending(self, charge_point_id: str) -> int:
+        return self._in_progress[charge_point_id]
+
+    async def call(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sends an OCPP call to a connected charge point and returns its reply.
+
+        Raises CommandRefused, NotConnected, CallTimeout or CallRejected.
+        """
+        self._in_progress[charge_point_id] += 1
+        try:
+            return await self._call(charge_point_id, action, payload)
+        finally:
+            self._in_progress[charge_point_id] -= 1
+            if not self._in_progress[charge_point_id]:
+                del self._in_progress[charge_point_id]
+
+    async def _call(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        session = self._sessions.live(charge_point_id)
+        if session is None:
+            raise NotConnected(f"{charge_point_id} is not connected")
+        if action in BEFORE_SENDING:
+            # In the session's order, so the check sees the state the call will meet.
+            reason = await session.execute(lambda cp: prepare_call(cp, action, payload, self._now()))
+            if reason is not None:
+                raise CommandRefused(action, reason)
+        new_password = sets_password(action, payload)
+        if new_password is None:
+            return await session.call(action, payload)
+        pending_hash = await asyncio.to_thread(hash_password, new_password)
+        self._pending_keys.add(charge_point_id, pending_hash)
+        try:
+            reply = await session.call(action, payload)
+            if reply.get("status") == "Accepted":
+                await self._charge_points.adopt_password_hash(
+                    charge_point_id, pending_hash, "AuthorizationKey accepted"
+                )
+            return reply
+        finally:
+            self._pending_keys.discard(charge_point_id, pending_hash)
+
+    async def allocate_reservation_id(self) -> int:
+        """A reservationId that no other reservation made by this CSMS has."""
+        block = await asyncio.to_thread(self._side.reserve_block, RESERVATION_ID_SEQUENCE, 1)
+        return block[0]

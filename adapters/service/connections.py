@@ -1,0 +1,125 @@
+"""Charge points connecting and going: admission, takeover, disconnection.
+
+A handshake is admitted (identity, registration, Basic-auth password); the
+session is registered and its Connected recorded; a new connection for a
+connected id takes over, its predecessor's Disconnected recorded first, so
+history reads in the order things happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from adapters.service.chargepoints import ChargePoints
+from adapters.service.passwords import PendingKeys, VerifiedPasswords, basic_credentials
+from adapters.service.sessions import Session, Sessions
+from adapters.service.settings import Clock
+
+log = logging.getLogger(__name__)
+
+# OCPP identities are CiString48-ish; we refuse what cannot be a URL path segment.
+CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9._:\-*+~@|]{1,48}$")
+TAKEOVER_WAIT = 10.0
+
+
+class Refused(Exception):
+    """A WebSocket handshake we refuse, with the HTTP status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Connections:
+    def __init__(self, charge_points: ChargePoints, sessions: Sessions, pending_keys: PendingKeys,
+                 auto_register: bool, clock: Clock) -> None:
+        self._charge_points = charge_points
+        self._sessions = sessions
+        self._pending_keys = pending_keys
+        self._auto_register = auto_register
+        self._now = clock
+        self._passwords = VerifiedPasswords()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def admit(self, charge_point_id: str, authorization: str | None) -> None:
+        """Checks a WebSocket handshake; raises Refused with 400, 401 or 404."""
+        if not CHARGE_POINT_ID.match(charge_point_id):
+            raise Refused(400, "not a valid charge point identity")
+        if not await self._charge_points.exists(charge_point_id):
+            if not self._auto_register:
+                raise Refused(404, f"unknown charge point {charge_point_id}")
+            await self._charge_points.register(charge_point_id, description=None, password=None, auto=True)
+        stored_hash = await self._charge_points.password_hash(charge_point_id)
+        if stored_hash is None:
+            return
+        credentials = basic_credentials(authorization)
+        if credentials is None or credentials[0] != charge_point_id:
+            raise Refused(401, "this charge point needs HTTP Basic authentication")
+        if await asyncio.to_thread(self._passwords.check, credentials[1], stored_hash):
+            return
+        for pending_hash in self._pending_keys.of(charge_point_id):
+            if await asyncio.to_thread(self._passwords.check, credentials[1], pending_hash):
+                break
+        else:
+            raise Refused(401, "wrong password")
+        # It authenticates with the key just sent: it has adopted it, whatever
+        # becomes of the reply on its old connection.
+        await self._charge_points.adopt_password_hash(
+            charge_point_id, pending_hash, "charge point adopted the new AuthorizationKey"
+        )
+
+    async def connect(self, session: Session, remote: str) -> None:
+        """Registers the session and records the connection; the session then takes work."""
+        # One connection at a time per charge point goes through this, so two
+        # simultaneous reconnects cannot both take over the same old one.
+        async with self._locks.setdefault(session.id, asyncio.Lock()):
+            while (previous := self._sessions.get(session.id)) is not None:
+                log.info("%s reconnected; closing the previous connection", session.id)
+                await previous.close_socket()
+                try:
+                    await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
+                except TimeoutError:
+                    await self.disconnect(previous, "taken over by a new connection")
+            self._sessions.add(session)
+            session.start()
+            try:
+                await session.execute(lambda cp: cp.connect(remote=remote, connected_at=self._now()))
+            except BaseException:
+                # Not recorded as connected, so not connected: nothing may wait for it.
+                await session.stop()
+                self._sessions.remove(session)
+                session.gone.set()
+                raise
+
+    async def disconnect(self, session: Session, reason: str) -> None:
+        if self._sessions.get(session.id) is not session:
+            return
+        try:
+            await session.execute(lambda cp: cp.disconnect(reason=reason, disconnected_at=self._now()))
+        except Exception:
+            log.exception("could not record the disconnection of %s", session.id)
+        finally:
+            await session.stop()
+            self._sessions.remove(session)
+            session.gone.set()
+
+    async def close_sockets(self) -> None:
+        """Closes every connected charge point's socket; each endpoint then records its disconnection."""
+        await asyncio.gather(*(session.close_socket() for session in self._sessions), return_exceptions=True)
+
+    async def disconnect_all(self, reason: str) -> None:
+        sessions = list(self._sessions)
+        await asyncio.gather(*(session.close_socket() for session in sessions), return_exceptions=True)
+        # Concurrently, so the disconnections share a few group commits.
+        await asyncio.gather(*(self.disconnect(session, reason) for session in sessions))
+
+    async def mark_offline(self, charge_point_ids: list[str]) -> None:
+        """Charge points left online by a crash are offline until they reconnect."""
+        for charge_point_id in charge_point_ids:
+            await self._charge_points.execute(
+                charge_point_id,
+                lambda cp: cp.disconnect(reason="central system restarted", disconnected_at=self._now()),
+            )

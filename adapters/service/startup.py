@@ -1,0 +1,146 @@
+"""Starting and stopping the central system: one aiohttp cleanup context per resource.
+
+Each context starts one resource, puts it in the application under its key,
+and stops it on the way out; aiohttp runs them in order and unwinds them in
+reverse, so the store outlives the writer, the writer outlives the read
+models' last catch-up, and every connection's Disconnected is committed
+before any of them stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from adapters.service.authorization import Authorizer
+from adapters.service.chargepoints import ChargePoints
+from adapters.service.commands import Commands
+from adapters.service.connections import Connections
+from adapters.service.facts import FactSource
+from adapters.service.local_list_sync import LocalListSync
+from adapters.service.passwords import PendingKeys
+from adapters.service.reservation_timer import ReservationTimer
+from adapters.service.sessions import Sessions
+from adapters.service.settings import Clock, Settings
+from adapters.service.shared_aggregate import SharedAggregate
+from adapters.service.transaction_ids import TransactionIds
+from adapters.store import EventStore, FileStore, GroupCommitter
+from domain.idtags import REGISTRY_ID, IdTagRegistry
+from domain.tariffs import TARIFF_BOOK_ID, TariffBook
+from projections import billing, reservations, status
+from projections.runner import ReadModels
+
+STORE_URL = web.AppKey("store_url", str)
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+STORE = web.AppKey("store", EventStore)
+COMMITTER = web.AppKey("committer", GroupCommitter)
+READ_MODELS = web.AppKey("read_models", ReadModels)
+AUTHORIZER = web.AppKey("authorizer", Authorizer)
+TARIFFS: web.AppKey[SharedAggregate[TariffBook]] = web.AppKey("tariffs")
+TRANSACTION_IDS = web.AppKey("transaction_ids", TransactionIds)
+SESSIONS = web.AppKey("sessions", Sessions)
+CHARGE_POINTS = web.AppKey("charge_points", ChargePoints)
+CONNECTIONS = web.AppKey("connections", Connections)
+COMMANDS = web.AppKey("commands", Commands)
+FACTS = web.AppKey("facts", FactSource)
+LOCAL_LIST_SYNC = web.AppKey("local_list_sync", LocalListSync)
+RESERVATION_TIMER = web.AppKey("reservation_timer", ReservationTimer)
+FILES = web.AppKey("files", FileStore)
+
+
+def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
+    """Configures ``app`` to start the central system on ``store_url`` and stop it in order."""
+    app[STORE_URL] = store_url
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[FILES] = FileStore(settings.data_dir, settings.max_file_size)
+    app.cleanup_ctx.extend([
+        event_store, group_commit, read_models, authorization, tariffs, transaction_ids,
+        charge_points, following_the_store, reservation_timer,
+    ])
+
+
+async def event_store(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE] = await asyncio.to_thread(EventStore, app[STORE_URL])
+    yield
+    await asyncio.to_thread(store.close)
+
+
+async def group_commit(app: web.Application) -> AsyncIterator[None]:
+    committer = app[COMMITTER] = GroupCommitter(app[STORE], asyncio.get_running_loop())
+    yield
+    committer.stop()
+
+
+async def read_models(app: web.Application) -> AsyncIterator[None]:
+    # Caught up before anything else starts: they tell who is registered, who
+    # is charging and who was left online, without scanning the history.
+    models = app[READ_MODELS] = await asyncio.to_thread(ReadModels, app[STORE])
+    await asyncio.to_thread(models.catch_up)
+    yield
+    # After every connection's Disconnected is committed: a stopped node's
+    # read models are complete for analysts.
+    await asyncio.to_thread(models.stop)
+
+
+async def authorization(app: web.Application) -> AsyncIterator[None]:
+    id_tags = SharedAggregate(app[STORE], app[COMMITTER], REGISTRY_ID, lambda: IdTagRegistry(id=REGISTRY_ID))
+    await id_tags.load()
+    authorizer = app[AUTHORIZER] = Authorizer(id_tags)
+    authorizer.active.load(await asyncio.to_thread(billing.accepted_open_transactions, app[READ_MODELS]))
+    app[COMMITTER].add_listener(authorizer.active.observe)
+    # Another node's change to the id tags reaches us through the read models,
+    # which follow every node's events.
+    app[READ_MODELS].watch(REGISTRY_ID, id_tags.follow)
+    yield
+
+
+async def tariffs(app: web.Application) -> AsyncIterator[None]:
+    book = app[TARIFFS] = SharedAggregate(app[STORE], app[COMMITTER], TARIFF_BOOK_ID,
+                                          lambda: TariffBook(id=TARIFF_BOOK_ID))
+    await book.load()
+    app[READ_MODELS].watch(TARIFF_BOOK_ID, book.follow)
+    yield
+
+
+async def transaction_ids(app: web.Application) -> AsyncIterator[None]:
+    ids = app[TRANSACTION_IDS] = TransactionIds(app[STORE].side)
+    await ids.start()
+    yield
+
+
+async def charge_points(app: web.Application) -> AsyncIterator[None]:
+    settings, clock = app[SETTINGS], app[CLOCK]
+    sessions = app[SESSIONS] = Sessions()
+    known = app[CHARGE_POINTS] = ChargePoints(app[STORE], app[COMMITTER], sessions)
+    listed = await asyncio.to_thread(status.charge_points_online, app[READ_MODELS])
+    known.registered.update(listed)
+    app[COMMITTER].add_listener(known.observe)
+    pending_keys = PendingKeys()
+    connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock)
+    commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock)
+    app[LOCAL_LIST_SYNC] = LocalListSync(known, commands, app[AUTHORIZER])
+    app[FACTS] = FactSource(clock, settings.heartbeat_interval, app[AUTHORIZER], app[TRANSACTION_IDS])
+    await connections.mark_offline([charge_point_id for charge_point_id, online in listed.items() if online])
+    yield
+    await connections.disconnect_all("central system stopping")
+
+
+async def following_the_store(app: web.Application) -> AsyncIterator[None]:
+    """From now on the read models follow the store in their own thread."""
+    models, committer = app[READ_MODELS], app[COMMITTER]
+    models.start(asyncio.get_running_loop())
+    committer.add_recorded_listener(models.offer)
+    committer.add_listener(models.wake)
+    yield
+
+
+async def reservation_timer(app: web.Application) -> AsyncIterator[None]:
+    timer = app[RESERVATION_TIMER] = ReservationTimer(app[CHARGE_POINTS], app[CLOCK])
+    await timer.start(await asyncio.to_thread(reservations.charge_points_holding_open, app[READ_MODELS]))
+    app[COMMITTER].add_listener(timer.observe)
+    yield
+    timer.stop()

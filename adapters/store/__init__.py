@@ -1,0 +1,36 @@
+"""Infrastructure: where events, credentials, id blocks and files are kept.
+
+The public face of the store; other packages import from here, not from its
+modules: the event store and its configuration, group commit, the hash chain
+check, and the side tables.
+"""
+
+from adapters.store.config import DEFAULT_STORE, StoreConfig, StoreUrlError, parse_store_url, schema_lock
+from adapters.store.event_store import SNAPSHOT_INTERVAL, ConflictError, EventStore, project_events, state_at
+from adapters.store.file_store import BadFileName, FileStore, FileTooLarge, StoredFile, safe_name
+from adapters.store.group_commit import CommitListener, GroupCommitter
+from adapters.store.hash_chain import stored_events_of, verify
+from adapters.store.side_tables import SideTables
+
+__all__ = [
+    "DEFAULT_STORE",
+    "SNAPSHOT_INTERVAL",
+    "BadFileName",
+    "CommitListener",
+    "ConflictError",
+    "EventStore",
+    "FileStore",
+    "FileTooLarge",
+    "GroupCommitter",
+    "SideTables",
+    "StoreConfig",
+    "StoreUrlError",
+    "StoredFile",
+    "parse_store_url",
+    "project_events",
+    "safe_name",
+    "schema_lock",
+    "state_at",
+    "stored_events_of",
+    "verify",
+]

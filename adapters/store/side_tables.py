@@ -1,0 +1,69 @@
+"""Plain tables beside the events: id sequences and charge point credentials."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any, Sequence
+
+from adapters.store.config import StoreConfig
+
+
+class SideTables:
+    """Plain tables beside the events: id sequences and charge point credentials.
+
+    Neither belongs in an event: a password hash must not be replayable
+    history, and id blocks are reserved before the events that use them.
+    """
+
+    def __init__(self, config: StoreConfig) -> None:
+        self._lock = threading.Lock()
+        self._postgres = config.kind == "postgresql"
+        if self._postgres:
+            import psycopg
+
+            self._conn: Any = psycopg.connect(config.postgres_conninfo or "", autocommit=True)
+        else:
+            path = config.sqlite_path or ":memory:"
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._run(
+            "CREATE TABLE IF NOT EXISTS csms_sequences (name TEXT PRIMARY KEY, next_value BIGINT NOT NULL)"
+        )
+        self._run(
+            "CREATE TABLE IF NOT EXISTS csms_credentials"
+            " (charge_point_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL)"
+        )
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._postgres:
+            sql = sql.replace("?", "%s")
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def reserve_block(self, name: str, size: int) -> range:
+        """Reserves ``size`` consecutive values no other node or restart will get."""
+        self._run("INSERT INTO csms_sequences (name, next_value) VALUES (?, 1) ON CONFLICT (name) DO NOTHING", (name,))
+        rows = self._run(
+            "UPDATE csms_sequences SET next_value = next_value + ? WHERE name = ? RETURNING next_value",
+            (size, name),
+        )
+        end = int(rows[0][0])
+        return range(end - size, end)
+
+    def password_hash(self, charge_point_id: str) -> str | None:
+        rows = self._run("SELECT password_hash FROM csms_credentials WHERE charge_point_id = ?", (charge_point_id,))
+        return rows[0][0] if rows else None
+
+    def set_password_hash(self, charge_point_id: str, password_hash: str | None) -> None:
+        if password_hash is None:
+            self._run("DELETE FROM csms_credentials WHERE charge_point_id = ?", (charge_point_id,))
+        else:
+            self._run(
+                "INSERT INTO csms_credentials (charge_point_id, password_hash) VALUES (?, ?) "
+                "ON CONFLICT (charge_point_id) DO UPDATE SET password_hash = excluded.password_hash",
+                (charge_point_id, password_hash),
+            )
+
+    def close(self) -> None:
+        self._conn.close()
