@@ -14,7 +14,8 @@ from typing import Any
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
 from domain import reservations
-from domain.charging import composite_schedule, drop_transaction_profiles, install_profile
+from domain.charging import drop_transaction_profiles, install_profile
+from domain.composite_schedule import composite_schedule
 from domain.idtags import tag_key
 from domain.records import TextIdEvent
 from domain.replies import LEARNED_FROM_REPLIES

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from domain.charging import (
     ProfileRejected,
     clear_profiles,
-    composite_schedule,
     drop_transaction_profiles,
     install_profile,
     validate_profile,
     would_clear,
 )
+from domain.composite_schedule import composite_schedule
 
 Profile = dict[str, Any]
 Entry = dict[str, Any]
