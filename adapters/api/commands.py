@@ -34,11 +34,11 @@ def validate_command(request: web.Request, action: str, payload: dict[str, Any])
         raise ApiError(422, f"invalid {action} payload: {failure.description}", code=failure.code) from None
 
 
-async def call_charge_point(request: web.Request, charge_point_id: str, action: str,
+async def send_checked(request: web.Request, charge_point_id: str, action: str,
                             payload: dict[str, Any]) -> dict[str, Any]:
     """The payload checked against its schema, then sent; the service's failures answer for themselves."""
     validate_command(request, action, payload)
-    return await request.app[COMMANDS].call(charge_point_id, action, payload)
+    return await request.app[COMMANDS].send(charge_point_id, action, payload)
 
 
 async def send_command(request: web.Request) -> web.Response:
@@ -48,7 +48,7 @@ async def send_command(request: web.Request) -> web.Response:
         raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
     registered_id(request, charge_point_id)
     payload = await read_json_object(request)
-    reply = await call_charge_point(request, charge_point_id, action, payload)
+    reply = await send_checked(request, charge_point_id, action, payload)
     # A secret a charge point reports (it should not) is not passed on either.
     return json_response(recorded_reply(action, reply))
 

@@ -20,7 +20,7 @@ async def upload_diagnostics(request: web.Request) -> web.Response:
     # The location itself may be the target: the file name then comes with the multipart part.
     stored = await store_upload(request, files.diagnostics_dir(charge_point_id), request.match_info.get("fileName"))
     now = request.app[CLOCK]()
-    await request.app[CHARGE_POINTS].execute(
+    await request.app[CHARGE_POINTS].change(
         charge_point_id,
         lambda cp: cp.receive_diagnostics_file(
             file_name=stored.name, size=stored.size, sha256=stored.sha256 or "", received_at=now

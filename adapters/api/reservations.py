@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.api.commands import CALL_ERRORS, call_charge_point, validate_command
+from adapters.api.commands import CALL_ERRORS, send_checked, validate_command
 from adapters.api.freshness import fresh_read_models
 from adapters.api.parameters import path_int, read_json_object, registered_id
 from adapters.api.responses import ApiError, json_response
@@ -36,7 +36,7 @@ async def make_reservation(request: web.Request) -> web.Response:
     validate_command(request, "ReserveNow", payload)  # before an id is spent on it
     if "reservationId" not in body:
         payload["reservationId"] = await request.app[COMMANDS].allocate_reservation_id()
-    reply = await call_charge_point(request, charge_point_id, "ReserveNow", payload)
+    reply = await send_checked(request, charge_point_id, "ReserveNow", payload)
     reservation = await _reservation(request, charge_point_id, payload["reservationId"])
     return json_response({**(reservation or {"chargePointId": charge_point_id}), "replyStatus": reply["status"]})
 
@@ -44,7 +44,7 @@ async def make_reservation(request: web.Request) -> web.Response:
 async def cancel_reservation(request: web.Request) -> web.Response:
     charge_point_id = registered_id(request)
     reservation_id = path_int(request, "reservationId")
-    reply = await call_charge_point(request, charge_point_id, "CancelReservation", {"reservationId": reservation_id})
+    reply = await send_checked(request, charge_point_id, "CancelReservation", {"reservationId": reservation_id})
     return json_response(
         {"replyStatus": reply["status"], "reservation": await _reservation(request, charge_point_id, reservation_id)}
     )

@@ -142,15 +142,15 @@ class ChargePointActor:
         await self._mailbox.put(run)
         return await future
 
-    async def execute(self, command: Command[T]) -> T:
+    async def change(self, command: Command[T]) -> T:
         if self._closing:
             # After the stop mark (e.g. a call failing because the socket went):
             # let the mailbox drain, then write through whoever owns the
             # charge point now, a new connection's actor or a one-off handle.
             if self._task is not None:
                 await asyncio.shield(self._task)
-            return await self._charge_points.execute(self.id, command)
-        return await self.ask(lambda: self._aggregate.execute(command))
+            return await self._charge_points.change(self.id, command)
+        return await self.ask(lambda: self._aggregate.commit_change(command))
 
     # ---- frames from the charge point -----------------------------------------
 
@@ -219,7 +219,7 @@ class ChargePointActor:
             return reply
 
         try:
-            return await self._aggregate.execute(command)
+            return await self._aggregate.commit_change(command)
         except OcppError as error:
             log.error("%s: invalid reply to %s: %s", self.id, call.action, error)
             raise OcppError("InternalError", "the central system produced an invalid reply") from None
@@ -243,7 +243,7 @@ class ChargePointActor:
             if self._stopped or self._closing:
                 raise NotConnected(f"{self.id} is not connected")
             message_id = str(uuid.uuid4())
-            await self.execute(
+            await self.change(
                 lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=self._now())
             )
             future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
@@ -252,7 +252,7 @@ class ChargePointActor:
                 await self._send(call_frame(message_id, action, payload))
                 frame = await asyncio.wait_for(future, self._call_timeout)
             except TimeoutError:
-                await self.execute(
+                await self.change(
                     lambda cp: cp.record_call_timeout(
                         message_id=message_id, action=action, request=recorded, timed_out_at=self._now()
                     )
@@ -261,7 +261,7 @@ class ChargePointActor:
                     f"{self.id} did not answer {action} within {self._call_timeout:g} s"
                 ) from None
             except (NotConnected, ConnectionError) as error:
-                await self.execute(
+                await self.change(
                     lambda cp: cp.record_call_error(
                         message_id=message_id,
                         action=action,
@@ -289,14 +289,14 @@ class ChargePointActor:
             else:
                 reply = frame.payload
                 kept = recorded_reply(action, reply)  # a reported secret is not kept
-                await self.execute(
+                await self.change(
                     lambda cp: cp.record_call_answer(
                         message_id=message_id, action=action, request=payload, reply=kept, received_at=now
                     )
                 )
                 return reply
         failed = frame
-        await self.execute(
+        await self.change(
             lambda cp: cp.record_call_error(
                 message_id=message_id,
                 action=action,

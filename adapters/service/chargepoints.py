@@ -44,7 +44,8 @@ class AggregateHandle:
     def committed_state(self) -> ChargePoint | None:
         return None if self.committing else self.aggregate
 
-    async def execute(self, command: Command[T]) -> T:
+    async def commit_change(self, command: Command[T]) -> T:
+        """Runs the command on the aggregate and commits its events; again on fresh state after a lost race."""
         for _ in range(MAX_CONFLICT_RETRIES):
             aggregate = await self.load()
             if aggregate is None:
@@ -96,12 +97,12 @@ class ChargePoints:
             return True
         return await asyncio.to_thread(self._store.load_charge_point, charge_point_id) is not None
 
-    async def execute(self, charge_point_id: str, command: Command[T]) -> T:
+    async def change(self, charge_point_id: str, command: Command[T]) -> T:
         """Runs a command on a charge point, through its session if it is connected."""
         session = self._sessions.live(charge_point_id)
         if session is not None:
-            return await session.execute(command)
-        return await self.handle(charge_point_id).execute(command)
+            return await session.change(command)
+        return await self.handle(charge_point_id).commit_change(command)
 
     async def read(self, charge_point_id: str) -> ChargePoint:
         """The charge point's committed state; raises NotRegistered."""
@@ -140,7 +141,7 @@ class ChargePoints:
             if password is not None:
                 cp.change_credentials(has_password=True, reason="password set by operator")
 
-        await self.execute(charge_point_id, update)
+        await self.change(charge_point_id, update)
         return False
 
     async def password_hash(self, charge_point_id: str) -> str | None:
@@ -149,7 +150,7 @@ class ChargePoints:
     async def adopt_password_hash(self, charge_point_id: str, password_hash: str, reason: str) -> None:
         """The charge point's Basic-auth password is now the one with this hash."""
         await asyncio.to_thread(self._store.side.set_password_hash, charge_point_id, password_hash)
-        await self.execute(charge_point_id, lambda cp: cp.change_credentials(has_password=True, reason=reason))
+        await self.change(charge_point_id, lambda cp: cp.change_credentials(has_password=True, reason=reason))
 
     async def history(self, charge_point_id: str, after: int = 0, limit: int | None = None) -> list[Any]:
         """The charge point's events after version ``after``, oldest first."""

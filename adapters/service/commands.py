@@ -46,26 +46,26 @@ class Commands:
     def pending(self, charge_point_id: str) -> int:
         return self._in_progress[charge_point_id]
 
-    async def call(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Sends an OCPP call to a connected charge point and returns its reply.
 
         Raises CommandRefused, NotConnected, CallTimeout or CallRejected.
         """
         self._in_progress[charge_point_id] += 1
         try:
-            return await self._call(charge_point_id, action, payload)
+            return await self._send(charge_point_id, action, payload)
         finally:
             self._in_progress[charge_point_id] -= 1
             if not self._in_progress[charge_point_id]:
                 del self._in_progress[charge_point_id]
 
-    async def _call(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         session = self._sessions.live(charge_point_id)
         if session is None:
             raise NotConnected(f"{charge_point_id} is not connected")
         if action in BEFORE_SENDING:
             # In the session's order, so the check sees the state the call will meet.
-            reason = await session.execute(lambda cp: prepare_call(cp, action, payload, self._now()))
+            reason = await session.change(lambda cp: prepare_call(cp, action, payload, self._now()))
             if reason is not None:
                 raise CommandRefused(action, reason)
         new_password = sets_password(action, payload)

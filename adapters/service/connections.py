@@ -86,7 +86,7 @@ class Connections:
             self._sessions.add(session)
             session.start()
             try:
-                await session.execute(lambda cp: cp.connect(remote=remote, connected_at=self._now()))
+                await session.change(lambda cp: cp.connect(remote=remote, connected_at=self._now()))
             except BaseException:
                 # Not recorded as connected, so not connected: nothing may wait for it.
                 await session.stop()
@@ -98,7 +98,7 @@ class Connections:
         if self._sessions.get(session.id) is not session:
             return
         try:
-            await session.execute(lambda cp: cp.disconnect(reason=reason, disconnected_at=self._now()))
+            await session.change(lambda cp: cp.disconnect(reason=reason, disconnected_at=self._now()))
         except Exception:
             log.exception("could not record the disconnection of %s", session.id)
         finally:
@@ -119,7 +119,7 @@ class Connections:
     async def mark_offline(self, charge_point_ids: list[str]) -> None:
         """Charge points left online by a crash are offline until they reconnect."""
         for charge_point_id in charge_point_ids:
-            await self._charge_points.execute(
+            await self._charge_points.change(
                 charge_point_id,
                 lambda cp: cp.disconnect(reason="central system restarted", disconnected_at=self._now()),
             )

@@ -46,13 +46,13 @@ class LocalListSync:
 
     async def sync(self, charge_point_id: str, full: bool = False) -> Payload:
         """Sends what differs; returns the last part's outcome with every attempt."""
-        configuration = await self._charge_points.execute(charge_point_id, lambda cp: dict(cp.configuration))
+        configuration = await self._charge_points.change(charge_point_id, lambda cp: dict(cp.configuration))
         capacity, per_message = await self._limits(charge_point_id, configuration)
         desired = list_from_registry(self._authorizer.registry.tags.values())
         if capacity is not None and len(desired) > capacity:
             raise ListTooLong(charge_point_id, len(desired), capacity)
         # Read after the limits' round trip, so a list sent meanwhile is taken into account.
-        version, held = await self._charge_points.execute(
+        version, held = await self._charge_points.change(
             charge_point_id, lambda cp: (cp.local_list_version, cp.local_list)
         )
         update = plan_update(desired, held, version, full=full)
@@ -61,7 +61,7 @@ class LocalListSync:
         attempts = await self._send_in_messages(charge_point_id, update, per_message)
         if attempts[-1]["status"] == "VersionMismatch":
             # The charge point's list moved on without us: ask its version, then send it all.
-            reported = await self._commands.call(charge_point_id, "GetLocalListVersion", {})
+            reported = await self._commands.send(charge_point_id, "GetLocalListVersion", {})
             update = plan_update(desired, None, reported["listVersion"], full=True)
             assert update is not None
             attempts += await self._send_in_messages(charge_point_id, update, per_message)
@@ -73,7 +73,7 @@ class LocalListSync:
         if CAPACITY_KEY.lower() in known and PER_MESSAGE_KEY.lower() in known:
             return list_limits(configuration)
         try:
-            reply = await self._commands.call(
+            reply = await self._commands.send(
                 charge_point_id, "GetConfiguration", {"key": [CAPACITY_KEY, PER_MESSAGE_KEY]}
             )
         except CallRejected:
@@ -84,7 +84,7 @@ class LocalListSync:
         """Sends the update's parts in order; stops at the first part not Accepted."""
         attempts: list[Payload] = []
         for part in in_messages(update, per_message):
-            reply = await self._commands.call(charge_point_id, "SendLocalList", part)
+            reply = await self._commands.send(charge_point_id, "SendLocalList", part)
             attempts.append({
                 "status": reply["status"],
                 "updateType": part["updateType"],

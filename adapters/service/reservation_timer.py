@@ -74,7 +74,7 @@ class ReservationTimer:
 
     async def _expire_due(self, charge_point_id: str) -> None:
         try:
-            following = await self._charge_points.execute(
+            following = await self._charge_points.change(
                 charge_point_id, lambda cp: cp.expire_due_reservations(self._now())
             )
         except asyncio.CancelledError:

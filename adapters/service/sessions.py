@@ -48,7 +48,7 @@ class Session(Protocol):
 
     async def close_socket(self) -> None: ...
 
-    async def execute(self, command: Command[T]) -> T:
+    async def change(self, command: Command[T]) -> T:
         """Runs the command on the aggregate in the session's order; returns once committed."""
         ...
 
