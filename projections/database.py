@@ -128,8 +128,10 @@ class _RelaxedSQLitePool(SQLiteConnectionPool):
     """
 
     def _create_connection(self) -> SQLiteConnection:
+        # eventsourcing 9.5.6 (pinned in setup.cfg) has no public hook for a
+        # new connection's pragmas; this override is the only one.
         connection = super()._create_connection()
-        connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+        connection.cursor().execute("PRAGMA synchronous=NORMAL")
         return connection
 
 
@@ -201,6 +203,8 @@ class ReadModelDatabase:
                 raise PositionMoved(tracked)
             apply_all(sql)
             sql.flush()
+            # eventsourcing 9.5.6's public insert_tracking opens a transaction of
+            # its own; the rows and the position must share this one.
             self.recorder._insert_tracking(cursor, Tracking(TRACKING_NAME, last_notification_id))
 
     def _claim(self, sql: Sql) -> int:

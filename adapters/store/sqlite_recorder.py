@@ -31,6 +31,8 @@ class BatchInsertingSQLiteRecorder(SQLiteApplicationRecorder):
     def _connection(self) -> SQLiteConnection:
         connection: SQLiteConnection | None = getattr(self._own, "connection", None)
         if connection is None:
+            # eventsourcing 9.5.6 (pinned) offers connections only through the pool's
+            # checkout, which costs as much as the insert; this is its one private call.
             connection = self._own.connection = self.datastore.pool._create_connection()
             with self._opened_lock:
                 self._opened.append(connection)
