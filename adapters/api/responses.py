@@ -12,10 +12,10 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from adapters.service.chargepoints import NotRegistered
 from adapters.service.commands import CommandRefused
 from adapters.service.local_list_sync import ListTooLong
 from adapters.service.sessions import CallRejected, CallTimeout, NotConnected
+from adapters.store import NotRegistered
 
 log = logging.getLogger(__name__)
 

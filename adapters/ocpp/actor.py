@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from adapters.ocpp.framing import (
     Call,
@@ -29,13 +29,16 @@ from adapters.ocpp.framing import (
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS, CHARGE_POINT_ACTIONS, Schemas
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.facts import FactSource
-from adapters.service.sessions import CallRejected, CallTimeout, Command, NotConnected, T
+from adapters.service.sessions import CallRejected, CallTimeout, NotConnected
 from adapters.service.settings import Clock
+from adapters.store import Command
 from domain.chargepoint import ChargePoint
 from domain.inbound import HANDLERS
 from domain.redaction import recorded_reply, recorded_request
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Per connection, for charge points that resend a CALL whose answer they missed:
 # in practice the last one or two; each remembered reply costs ~150 bytes.

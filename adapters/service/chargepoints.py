@@ -10,67 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 from adapters.service.passwords import hash_password
-from adapters.service.sessions import Command, Sessions, T
-from adapters.store import SNAPSHOT_INTERVAL, ConflictError, EventStore, GroupCommitter, state_at
+from adapters.service.sessions import Sessions
+from adapters.store import (
+    AggregateHandle,
+    Command,
+    ConflictError,
+    EventStore,
+    GroupCommitter,
+    NotRegistered,
+    state_at,
+)
 from domain.chargepoint import ChargePoint
 
-MAX_CONFLICT_RETRIES = 5
+T = TypeVar("T")
 
-
-class NotRegistered(Exception):
-    """No charge point has this id."""
-
-
-class AggregateHandle:
-    """A charge point's aggregate kept in memory, changed with optimistic retries."""
-
-    def __init__(self, store: EventStore, committer: GroupCommitter, charge_point_id: str) -> None:
-        self._store = store
-        self._committer = committer
-        self.id = charge_point_id
-        self.aggregate: ChargePoint | None = None
-        # True while a command's events are not yet durable: the aggregate in
-        # memory is then ahead of the store and must not be shown.
-        self.committing = False
-
-    async def load(self) -> ChargePoint | None:
-        if self.aggregate is None:
-            self.aggregate = await asyncio.to_thread(self._store.load_charge_point, self.id)
-        return self.aggregate
-
-    def committed_state(self) -> ChargePoint | None:
-        return None if self.committing else self.aggregate
-
-    async def commit_change(self, command: Command[T]) -> T:
-        """Runs the command on the aggregate and commits its events; again on fresh state after a lost race."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            aggregate = await self.load()
-            if aggregate is None:
-                raise NotRegistered(f"unknown charge point {self.id}")
-            version_before = aggregate.version
-            self.committing = True
-            try:
-                result = command(aggregate)
-                events = aggregate.collect_events()
-                snapshot = aggregate if _crossed_snapshot_mark(version_before, aggregate.version) else None
-                await self._committer.commit(events, snapshot)
-            except ConflictError:
-                self.aggregate = None
-                continue
-            except BaseException:
-                self.aggregate = None  # half-changed state must not be served
-                raise
-            finally:
-                self.committing = False
-            return result
-        raise ConflictError(f"{self.id} kept changing under us")
-
-
-def _crossed_snapshot_mark(before: int, after: int) -> bool:
-    return before // SNAPSHOT_INTERVAL != after // SNAPSHOT_INTERVAL
 
 
 class ChargePoints:

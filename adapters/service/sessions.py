@@ -8,12 +8,12 @@ point. Its failures are the outcomes an operator's command can meet.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Iterator, Protocol, TypeVar
 
+from adapters.store import Command
 from domain.chargepoint import ChargePoint
 
 T = TypeVar("T")
-Command = Callable[[ChargePoint], T]  # changes an aggregate; its events are then committed
 
 
 class NotConnected(Exception):

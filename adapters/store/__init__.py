@@ -6,22 +6,32 @@ check, and the side tables.
 """
 
 from adapters.store.config import DEFAULT_STORE, StoreConfig, StoreUrlError, parse_store_url, schema_lock
-from adapters.store.event_store import SNAPSHOT_INTERVAL, ConflictError, EventStore, project_events, state_at
+from adapters.store.event_store import (
+    SNAPSHOT_INTERVAL,
+    ConflictError,
+    EventStore,
+    NotRegistered,
+    project_events,
+    state_at,
+)
 from adapters.store.file_store import BadFileName, FileStore, FileTooLarge, StoredFile, safe_name
-from adapters.store.group_commit import CommitListener, GroupCommitter
+from adapters.store.group_commit import AggregateHandle, Command, CommitListener, GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
 from adapters.store.side_tables import SideTables
 
 __all__ = [
     "DEFAULT_STORE",
     "SNAPSHOT_INTERVAL",
+    "AggregateHandle",
     "BadFileName",
+    "Command",
     "CommitListener",
     "ConflictError",
     "EventStore",
     "FileStore",
     "FileTooLarge",
     "GroupCommitter",
+    "NotRegistered",
     "SideTables",
     "StoreConfig",
     "StoreUrlError",

@@ -26,6 +26,10 @@ from domain.records import Snapshot
 SNAPSHOT_INTERVAL = 200  # events between snapshots of one aggregate
 
 ConflictError = IntegrityError  # a concurrent writer got to this version first
+
+
+class NotRegistered(LookupError):
+    """No aggregate has this id (for a charge point: it was never registered)."""
 class CentralSystemApplication(Application[str]):
     """The library's application, with msgpack and snapshots."""
 

@@ -13,14 +13,18 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
-from adapters.store.event_store import ConflictError, EventStore
+from adapters.store.event_store import SNAPSHOT_INTERVAL, ConflictError, EventStore, NotRegistered
+from domain.chargepoint import ChargePoint
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+MAX_CONFLICT_RETRIES = 5
 CommitListener = Callable[[Sequence[Any]], None]
+T = TypeVar("T")
+Command = Callable[[ChargePoint], T]  # changes an aggregate; its events are then committed
 
 
 @dataclass
@@ -156,3 +160,56 @@ class GroupCommitter:
                 except Exception:
                     log.exception("a commit listener failed")
 
+
+class AggregateHandle:
+    """A charge point's aggregate kept in memory, changed through the group committer.
+
+    A command runs on the aggregate and its events are committed before it
+    returns; if another writer stored a version first, it runs again on
+    fresh state.
+    """
+
+    def __init__(self, store: EventStore, committer: GroupCommitter, charge_point_id: str) -> None:
+        self._store = store
+        self._committer = committer
+        self.id = charge_point_id
+        self.aggregate: ChargePoint | None = None
+        # True while a command's events are not yet durable: the aggregate in
+        # memory is then ahead of the store and must not be shown.
+        self.committing = False
+
+    async def load(self) -> ChargePoint | None:
+        if self.aggregate is None:
+            self.aggregate = await asyncio.to_thread(self._store.load_charge_point, self.id)
+        return self.aggregate
+
+    def committed_state(self) -> ChargePoint | None:
+        return None if self.committing else self.aggregate
+
+    async def commit_change(self, command: Command[T]) -> T:
+        """Runs the command on the aggregate and commits its events; again on fresh state after a lost race."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            aggregate = await self.load()
+            if aggregate is None:
+                raise NotRegistered(f"unknown charge point {self.id}")
+            version_before = aggregate.version
+            self.committing = True
+            try:
+                result = command(aggregate)
+                events = aggregate.collect_events()
+                snapshot = aggregate if _crossed_snapshot_mark(version_before, aggregate.version) else None
+                await self._committer.commit(events, snapshot)
+            except ConflictError:
+                self.aggregate = None
+                continue
+            except BaseException:
+                self.aggregate = None  # half-changed state must not be served
+                raise
+            finally:
+                self.committing = False
+            return result
+        raise ConflictError(f"{self.id} kept changing under us")
+
+
+def _crossed_snapshot_mark(before: int, after: int) -> bool:
+    return before // SNAPSHOT_INTERVAL != after // SNAPSHOT_INTERVAL
