@@ -1,0 +1,58 @@
+"""A history written by older code loads, replays and rebuilds as it did then.
+
+tests/fixtures/history-v1.sqlite3 holds events as commit f9ee31d wrote them
+(tests/fixtures/make_history_v1.py): a boot, statuses with and without their
+own timestamp, sessions with energy, a stop below its start, one before its
+start, an implausible and an unreadable meter, unknown, repeated and foreign
+stops, reservations accepted, refused, failed, cancelled and used, a local
+list version, an accepted and a refused SendLocalList, and a snapshot as
+that code took it. history-v1.expected.json holds the state and read-model
+rows that code made of them. The store is copied first: tests never write
+to the committed file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.store import EventStore
+from tests.fixtures.make_history_v1 import EXPECTED, STORE, aggregate_state, as_json, observed
+from tests.stories import replayed_from_the_event_table
+
+
+@pytest.fixture
+def old_history(tmp_path: Path) -> Path:
+    copy = tmp_path / "history-v1.sqlite3"
+    shutil.copyfile(STORE, copy)
+    return copy
+
+
+def expected() -> dict[str, Any]:
+    recorded: dict[str, Any] = json.loads(EXPECTED.read_text())
+    return recorded
+
+
+def test_an_old_history_loads_to_the_state_and_rebuilds_to_the_rows_it_had(old_history: Path) -> None:
+    seen = observed(old_history)  # when the history is loaded and every read model rebuilt from it
+
+    then = expected()
+    assert seen["charge_points"] == then["charge_points"]  # then the same state
+    for table, rows in then["read_models"].items():  # and the same rows, table by table
+        assert seen["read_models"][table] == rows, table
+
+
+def test_an_old_history_replayed_event_by_event_gives_the_state_a_load_gives(old_history: Path) -> None:
+    store = EventStore(f"sqlite:///{old_history}")  # given the old history with its old snapshot
+    try:
+        for charge_point_id in ("CP-1", "CP-2"):
+            replayed = replayed_from_the_event_table(store, charge_point_id)  # when
+
+            state = as_json(aggregate_state(replayed))  # then
+            assert state == expected()["charge_points"][charge_point_id]["state"]
+    finally:
+        store.close()
