@@ -21,7 +21,7 @@ from adapters.central import CentralSystem
 from adapters.files import BadFileName, FileStore, FileTooLarge, StoredFile, safe_name
 from adapters.http import ApiError, Query, Route, json_response, read_json_object
 from adapters.read_api import fresh_read_models, moment_parameter
-from domain import reservations
+from domain import reservation_book as reservations
 from domain.chargepoint import ChargePoint
 from domain.charging import composite_schedule
 from domain.local_list import (

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from domain.chargepoint import topic
-from domain.reservations import OPEN
+from domain.reservation_book import OPEN
 from domain.timestamps import parse_ocpp_time
 
 if TYPE_CHECKING:

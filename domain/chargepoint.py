@@ -13,7 +13,7 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain import reservations
+from domain import reservation_book
 from domain.charging import drop_transaction_profiles, install_profile
 from domain.idtags import tag_key
 from domain.records import TextIdEvent
@@ -71,7 +71,7 @@ class ChargePoint(BaseAggregate[str]):
         self.charging_profiles: list[Payload] = []  # {"connectorId", "chargingProfile"} entries
         # Profiles of accepted RemoteStartTransactions, by idTag key, until their transaction starts.
         self.remote_start_profiles: dict[str, Payload] = {}
-        self.reservations: reservations.Book = {}
+        self.reservations: reservation_book.Book = {}
         self.local_list: dict[str, Payload] | None = None  # what the charge point holds; None: unknown
         self.firmware_update: Payload | None = None  # the last UpdateFirmware and how it went
 
@@ -283,7 +283,7 @@ class ChargePoint(BaseAggregate[str]):
         received_at: datetime,
     ) -> None:
         if action == "ReserveNow":
-            self.reservations = reservations.failed(self.reservations, request["reservationId"], error_code)
+            self.reservations = reservation_book.failed(self.reservations, request["reservationId"], error_code)
         elif action == "UpdateFirmware" and (self.firmware_update or {}).get("messageId") == message_id:
             self.firmware_update = dict(self.firmware_update or {}, state="failed", error=error_code)
         self.last_seen = received_at
@@ -298,29 +298,30 @@ class ChargePoint(BaseAggregate[str]):
 
     @event("ReservationRequested", topic="ampledger:ChargePoint.ReservationRequested")
     def request_reservation(self, request: Payload, requested_at: datetime) -> None:
-        self.reservations = reservations.booked(self.reservations, reservations.requested(request, requested_at))
+        reservation = reservation_book.requested(request, requested_at)
+        self.reservations = reservation_book.booked(self.reservations, reservation)
 
     @event("ReservationUsed", topic="ampledger:ChargePoint.ReservationUsed")
     def use_reservation(self, reservation_id: int, transaction_id: int, used_at: datetime) -> None:
-        self.reservations = reservations.changed(
-            self.reservations, reservation_id, reservations.USED, transactionId=transaction_id
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.USED, transactionId=transaction_id
         )
 
     @event("ReservationCancelled", topic="ampledger:ChargePoint.ReservationCancelled")
     def cancel_reservation(self, reservation_id: int, reason: str, cancelled_at: datetime) -> None:
-        self.reservations = reservations.changed(
-            self.reservations, reservation_id, reservations.CANCELLED, reason=reason
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.CANCELLED, reason=reason
         )
 
     @event("ReservationExpired", topic="ampledger:ChargePoint.ReservationExpired")
     def expire_reservation(self, reservation_id: int, expired_at: datetime) -> None:
-        self.reservations = reservations.changed(self.reservations, reservation_id, reservations.EXPIRED)
+        self.reservations = reservation_book.changed(self.reservations, reservation_id, reservation_book.EXPIRED)
 
     def expire_due_reservations(self, now: datetime) -> datetime | None:
         """Expires what is due at `now`; returns when the next open reservation expires."""
-        for reservation_id in reservations.due(self.reservations, now):
+        for reservation_id in reservation_book.due(self.reservations, now):
             self.expire_reservation(reservation_id=reservation_id, expired_at=now)
-        return reservations.next_expiry(self.reservations)
+        return reservation_book.next_expiry(self.reservations)
 
     # ---- files -------------------------------------------------------------------
 

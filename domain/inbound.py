@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping
 
-from domain import reservations
+from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
 from domain.metering import energy_readings
 from domain.timestamps import format_ocpp_time
@@ -54,7 +54,7 @@ def on_status_notification(cp: ChargePoint, message_id: str, request: Payload, f
     reply: Payload = {}
     connector_id, status = request["connectorId"], request["status"]
     cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
-    for reservation_id in reservations.cancelled_by_status(cp.reservations, connector_id, status):
+    for reservation_id in reservation_book.cancelled_by_status(cp.reservations, connector_id, status):
         cp.cancel_reservation(
             reservation_id=reservation_id, reason=f"connector {connector_id} {status}", cancelled_at=facts.now
         )
@@ -83,7 +83,7 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
     # is refused; the charge point then stops the transaction itself.
     transaction_id = facts.allocate_transaction_id()
     flags = [] if info["status"] == "Accepted" else ["id_tag_not_accepted"]
-    reservation_id, reservation_flags = reservations.used_by_start(cp.reservations, request, info)
+    reservation_id, reservation_flags = reservation_book.used_by_start(cp.reservations, request, info)
     reply = {"transactionId": transaction_id, "idTagInfo": info}
     cp.start_transaction(
         message_id=message_id,

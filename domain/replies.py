@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from domain import reservations
+from domain import reservation_book
 from domain.charging import clear_profiles, install_profile
 from domain.idtags import tag_key
 from domain.local_list import list_after_version_report, updated_list
@@ -120,14 +120,14 @@ def _learn_remote_start(cp: ChargePoint, request: Payload, reply: Payload) -> No
 
 
 def _learn_reservation(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    cp.reservations = reservations.answered(cp.reservations, request["reservationId"], reply["status"])
+    cp.reservations = reservation_book.answered(cp.reservations, request["reservationId"], reply["status"])
 
 
 def _learn_cancelled_reservation(cp: ChargePoint, request: Payload, reply: Payload) -> None:
     reservation = cp.reservations.get(request["reservationId"])
-    if reply["status"] == "Accepted" and reservation is not None and reservation["status"] in reservations.OPEN:
-        cp.reservations = reservations.changed(
-            cp.reservations, request["reservationId"], reservations.CANCELLED, reason="CancelReservation"
+    if reply["status"] == "Accepted" and reservation is not None and reservation["status"] in reservation_book.OPEN:
+        cp.reservations = reservation_book.changed(
+            cp.reservations, request["reservationId"], reservation_book.CANCELLED, reason="CancelReservation"
         )
 
 
