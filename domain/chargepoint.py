@@ -374,7 +374,3 @@ class ChargePoint(BaseAggregate[str]):
             ):
                 return transaction
         return None
-
-    def has_open_transaction_for(self, id_tag: str) -> bool:
-        key = id_tag.lower()
-        return any(t["idTag"].lower() == key for t in self.open_transactions.values())

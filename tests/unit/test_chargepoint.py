@@ -329,13 +329,13 @@ def test_a_retried_start_is_found_whatever_the_spelling_of_its_time_and_tag() ->
         assert cp.find_started_transaction(dict(retry, **other)) is None
 
 
-def test_a_tag_is_in_a_transaction_whatever_its_case_until_it_stops() -> None:
+def test_a_stopped_transaction_is_no_longer_open_but_still_found() -> None:
     cp = registered()  # given
     open_transaction(cp, transaction_id=7, id_tag="TAG-1")
 
-    assert cp.has_open_transaction_for("tag-1")  # then
     close_transaction(cp, transaction_id=7)  # when
-    assert not cp.has_open_transaction_for("TAG-1")  # then
+
+    assert 7 not in cp.open_transactions and cp.active_transaction_ids() == {}  # then
     assert cp.find_transaction(7) is not None  # still known, for repeated stops
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from domain.chargepoint import ChargePoint, Payload
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts, VendorHandler
-from tests.stories import registered, replayed
+from tests.stories import is_charging, registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, 0, 123456, tzinfo=UTC)
 NOW_TEXT = "2024-03-04T10:00:00.123Z"  # OCPP-J time: UTC, milliseconds, Z
@@ -55,7 +55,7 @@ class World:
             now=self.now,
             heartbeat_interval=HEARTBEAT_INTERVAL,
             id_tag_info=lambda id_tag: id_tag_info(
-                self.registry.find(id_tag), self.now, cp.has_open_transaction_for(id_tag)
+                self.registry.find(id_tag), self.now, is_charging(cp, id_tag)
             ),
             allocate_transaction_id=self.ids,
             vendor_handlers=self.vendor_handlers,
