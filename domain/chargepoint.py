@@ -42,7 +42,8 @@ def topic(event_name: str) -> str:
 class ChargePoint(BaseAggregate[str]):
     TOPIC = "ampledger:ChargePoint"
     # 2: charging profiles, reservations, local list and firmware update state.
-    class_version = 2
+    # 3: command_outcomes declared (before, the first outcome kept added it).
+    class_version = 3
 
     class Event(TextIdEvent):
         TOPIC = "ampledger:ChargePoint.Event"
@@ -74,6 +75,7 @@ class ChargePoint(BaseAggregate[str]):
         self.reservations: reservation_book.Book = {}
         self.local_list: dict[str, Payload] | None = None  # what the charge point holds; None: unknown
         self.firmware_update: Payload | None = None  # the last UpdateFirmware and how it went
+        self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -85,6 +87,11 @@ class ChargePoint(BaseAggregate[str]):
         state.update(
             charging_profiles=[], remote_start_profiles={}, reservations={}, local_list=None, firmware_update=None
         )
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot from before version 3 has command_outcomes only if an outcome was kept."""
+        state.setdefault("command_outcomes", {})
 
     # ---- operator facts -------------------------------------------------
 

@@ -21,19 +21,11 @@ if TYPE_CHECKING:
 
 Payload = dict[str, Any]
 
-OUTCOMES = "command_outcomes"
 
 
 def command_outcomes(cp: ChargePoint) -> dict[str, Payload]:
     """The latest answer to each command whose effect the charge point keeps, by action."""
-    outcomes: dict[str, Payload] = vars(cp).get(OUTCOMES, {})
-    return outcomes
-
-
-def _record_outcome(cp: ChargePoint, action: str, outcome: Payload) -> None:
-    # ChargePoint declares no attribute for these (yet): the first answer adds
-    # it. Snapshots copy the aggregate's __dict__, so they keep it.
-    vars(cp).setdefault(OUTCOMES, {})[action] = outcome
+    return cp.command_outcomes
 
 
 def _known_key(cp: ChargePoint, key: str) -> str:
@@ -136,7 +128,7 @@ def _outcome(action: str, request_fields: tuple[str, ...]) -> Callable[[ChargePo
 
     def learn(cp: ChargePoint, request: Payload, reply: Payload) -> None:
         asked = {name: request[name] for name in request_fields if name in request}
-        _record_outcome(cp, action, {**asked, **reply})
+        cp.command_outcomes[action] = {**asked, **reply}
 
     return learn
 
