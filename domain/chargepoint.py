@@ -18,18 +18,18 @@ from domain.charging import drop_transaction_profiles, install_profile
 from domain.idtags import tag_key
 from domain.records import TextIdEvent
 from domain.replies import LEARNED_FROM_REPLIES
-from domain.timestamps import format_ocpp_time, parse_ocpp_time
+from domain.state_shapes import (
+    connector_status,
+    firmware_update_reported,
+    firmware_update_sent,
+    is_same_start,
+    new_connector,
+    open_transaction,
+    status_timestamp,
+    stopped_transaction,
+)
 
 RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
-# FirmwareStatusNotification status -> where an UpdateFirmware stands; Idle says nothing.
-FIRMWARE_UPDATE_STATES = {
-    "Downloading": "installing",
-    "Downloaded": "installing",
-    "Installing": "installing",
-    "Installed": "installed",
-    "DownloadFailed": "failed",
-    "InstallationFailed": "failed",
-}
 
 Payload = dict[str, Any]
 
@@ -130,16 +130,7 @@ class ChargePoint(BaseAggregate[str]):
     def change_connector_status(
         self, message_id: str, request: Payload, reply: Payload, received_at: datetime
     ) -> None:
-        connector = self.connector(request["connectorId"])
-        connector.update(
-            status=request["status"],
-            errorCode=request["errorCode"],
-            info=request.get("info"),
-            vendorId=request.get("vendorId"),
-            vendorErrorCode=request.get("vendorErrorCode"),
-            # The charge point's own timestamp is the truth; ours if it gave none.
-            timestamp=request.get("timestamp") or format_ocpp_time(received_at),
-        )
+        self.connector(request["connectorId"]).update(connector_status(request, status_timestamp(request, received_at)))
         self.last_seen = received_at
 
     @event("AuthorizationChecked", topic="ampledger:ChargePoint.AuthorizationChecked")
@@ -158,17 +149,7 @@ class ChargePoint(BaseAggregate[str]):
         transaction_id: int,
         flags: list[str],
     ) -> None:
-        self.open_transactions[transaction_id] = {
-            "transactionId": transaction_id,
-            "connectorId": request["connectorId"],
-            "idTag": request["idTag"],
-            "idTagStatus": reply["idTagInfo"]["status"],
-            "idTagInfo": reply["idTagInfo"],  # a retried start gets the very same verdict
-            "meterStart": request["meterStart"],
-            "startTimestamp": request["timestamp"],
-            "reservationId": request.get("reservationId"),
-            "flags": list(flags),
-        }
+        self.open_transactions[transaction_id] = open_transaction(request, reply, transaction_id, flags)
         self.connector(request["connectorId"])["transactionId"] = transaction_id
         profile = self._take_remote_start_profile(request)
         if profile is not None:
@@ -197,14 +178,7 @@ class ChargePoint(BaseAggregate[str]):
         transaction_id = request["transactionId"]
         started = self.open_transactions.pop(transaction_id, None)
         if started is not None:
-            stopped = dict(
-                started,
-                meterStop=request["meterStop"],
-                stopTimestamp=request["timestamp"],
-                stopReason=request.get("reason", "Local"),
-                energyWh=energy_wh,
-                flags=started["flags"] + list(flags),
-            )
+            stopped = stopped_transaction(started, request, energy_wh, flags)
             self.recent_transactions = (self.recent_transactions + [stopped])[
                 -RECENT_TRANSACTIONS_KEPT:
             ]
@@ -242,9 +216,7 @@ class ChargePoint(BaseAggregate[str]):
         self, message_id: str, request: Payload, reply: Payload, received_at: datetime
     ) -> None:
         self.firmware_status = request["status"]
-        state = FIRMWARE_UPDATE_STATES.get(request["status"])
-        if self.firmware_update is not None and state is not None:
-            self.firmware_update = dict(self.firmware_update, state=state, lastStatus=request["status"])
+        self.firmware_update = firmware_update_reported(self.firmware_update, request["status"])
         self.last_seen = received_at
 
     @event("DiagnosticsStatusReported", topic="ampledger:ChargePoint.DiagnosticsStatusReported")
@@ -259,15 +231,7 @@ class ChargePoint(BaseAggregate[str]):
     @event("CallSent", topic="ampledger:ChargePoint.CallSent")
     def send_call(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
         if action == "UpdateFirmware":
-            # Followed from the moment it is sent: a rollout shows it pending at once.
-            self.firmware_update = {
-                "messageId": message_id,
-                "location": request["location"],
-                "retrieveDate": request["retrieveDate"],
-                "sentAt": format_ocpp_time(sent_at),
-                "state": "pending",
-                "lastStatus": None,
-            }
+            self.firmware_update = firmware_update_sent(message_id, request, sent_at)
 
     @event("CallAnswered", topic="ampledger:ChargePoint.CallAnswered")
     def record_call_answer(
@@ -351,10 +315,7 @@ class ChargePoint(BaseAggregate[str]):
         return dict(waiting["chargingProfile"])
 
     def connector(self, connector_id: int) -> Payload:
-        return self.connectors.setdefault(
-            connector_id,
-            {"status": None, "errorCode": None, "info": None, "timestamp": None, "transactionId": None},
-        )
+        return self.connectors.setdefault(connector_id, new_connector())
 
     def find_transaction(self, transaction_id: int) -> Payload | None:
         if transaction_id in self.open_transactions:
@@ -365,19 +326,6 @@ class ChargePoint(BaseAggregate[str]):
         return None
 
     def find_started_transaction(self, request: Payload) -> Payload | None:
-        """A transaction this StartTransaction already started (a retry).
-
-        OCPP 1.6 section 4.8 lets a charge point resend a StartTransaction it got
-        no answer to; the same connector, idTag, timestamp and meterStart mean
-        the same transaction.
-        """
-        started_at = parse_ocpp_time(request["timestamp"])
-        for transaction in [*self.open_transactions.values(), *self.recent_transactions]:
-            if (
-                transaction["connectorId"] == request["connectorId"]
-                and transaction["idTag"].lower() == request["idTag"].lower()
-                and transaction["meterStart"] == request["meterStart"]
-                and parse_ocpp_time(transaction["startTimestamp"]) == started_at
-            ):
-                return transaction
-        return None
+        """A transaction this StartTransaction already started (a retry, see is_same_start)."""
+        earlier = [*self.open_transactions.values(), *self.recent_transactions]
+        return next((transaction for transaction in earlier if is_same_start(transaction, request)), None)
