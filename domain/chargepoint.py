@@ -25,7 +25,7 @@ from domain.state_shapes import (
     is_same_start,
     new_connector,
     open_transaction,
-    status_timestamp,
+    status_time_of,
     stopped_transaction,
 )
 
@@ -126,11 +126,26 @@ class ChargePoint(BaseAggregate[str]):
     def heartbeat(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.last_seen = received_at
 
-    @event("ConnectorStatusChanged", topic="ampledger:ChargePoint.ConnectorStatusChanged")
+    class ConnectorStatusChanged(Event):
+        """Version 2 carries status_timestamp: when the status began (state_shapes.status_time_of)."""
+
+        TOPIC = topic("ConnectorStatusChanged")
+        class_version = 2
+        message_id: str
+        request: Payload
+        reply: Payload
+        received_at: datetime
+        status_timestamp: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status_timestamp"] = status_time_of(state["request"], state["received_at"])
+
+    @event(ConnectorStatusChanged)
     def change_connector_status(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime, status_timestamp: str
     ) -> None:
-        self.connector(request["connectorId"]).update(connector_status(request, status_timestamp(request, received_at)))
+        self.connector(request["connectorId"]).update(connector_status(request, status_timestamp))
         self.last_seen = received_at
 
     @event("AuthorizationChecked", topic="ampledger:ChargePoint.AuthorizationChecked")

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
 from domain.metering import energy_readings
+from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
 
 VendorHandler = Callable[[str, Payload], Payload]
@@ -53,7 +54,8 @@ def on_heartbeat(cp: ChargePoint, message_id: str, request: Payload, facts: Fact
 def on_status_notification(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
     reply: Payload = {}
     connector_id, status = request["connectorId"], request["status"]
-    cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
+    cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now,
+                               status_timestamp=status_time_of(request, facts.now))
     for reservation_id in reservation_book.cancelled_by_status(cp.reservations, connector_id, status):
         cp.cancel_reservation(
             reservation_id=reservation_id, reason=f"connector {connector_id} {status}", cancelled_at=facts.now

@@ -41,9 +41,13 @@ def connector_status(request: Payload, status_timestamp: str) -> Payload:
     }
 
 
-def status_timestamp(request: Payload, received_at: datetime) -> str:
+def status_time_of(request: Payload, received_at: datetime) -> str:
     """When a StatusNotification's status began: the charge point's own
-    timestamp is the truth (as it sent it); ours if it gave none."""
+    timestamp is the truth (as it sent it); ours if it gave none.
+
+    The one place this is decided: ConnectorStatusChanged carries the result
+    (status_timestamp), and upcasts events stored before it did with this.
+    """
     return request.get("timestamp") or format_ocpp_time(received_at)
 
 

@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 import orjson
 
-from domain.timestamps import format_ocpp_time
 from projections.database import Sql, storable
 
 TABLES = {
@@ -134,7 +133,7 @@ def on_connector_status(event: Any, sql: Sql) -> None:
             request["errorCode"],
             request.get("info"),
             request.get("vendorErrorCode"),
-            request.get("timestamp") or format_ocpp_time(event.received_at),
+            event.status_timestamp,
         ),
     )
     _touch(event, sql)

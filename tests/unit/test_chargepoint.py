@@ -360,7 +360,7 @@ def test_replaying_a_whole_life_lands_on_the_same_state_and_events_are_frozen() 
     cp.boot(message_id="b", request={"chargePointVendor": "V", "chargePointModel": "M"},
             reply={"status": "Accepted"}, received_at=NOW)
     cp.change_connector_status(message_id="s", request={"connectorId": 1, "status": "Charging", "errorCode": "NoError"},
-                               reply={}, received_at=NOW)
+                               reply={}, received_at=NOW, status_timestamp="2024-03-04T10:00:00.000Z")
     open_transaction(cp, transaction_id=7)
     cp.receive_meter_values(message_id="mv", request={"connectorId": 1, "transactionId": 7, "meterValue": []},
                             reply={}, received_at=NOW, energy_readings=[{"energyWh": 1500, "timestamp": "t"}])

@@ -174,6 +174,7 @@ def test_a_connector_status_is_kept_with_the_charge_points_own_timestamp() -> No
         "status": "Faulted", "errorCode": "GroundFailure", "info": "RCD tripped", "vendorId": "com.acme",
         "vendorErrorCode": "E17", "timestamp": "2024-03-04T09:59:00Z", "transactionId": None,
     }
+    assert recorded(cp).status_timestamp == "2024-03-04T09:59:00Z"  # as sent: consumers read it from the event
 
 
 def test_connector_0_is_the_whole_charge_point_not_a_connector() -> None:
@@ -190,7 +191,7 @@ def test_a_status_without_a_timestamp_takes_the_time_we_received_it() -> None:
 
     handle(cp, "StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"}, World())
 
-    assert cp.connectors[1]["timestamp"] == NOW_TEXT  # then
+    assert cp.connectors[1]["timestamp"] == recorded(cp).status_timestamp == NOW_TEXT  # then
 
 
 def test_a_status_change_leaves_the_connectors_transaction_alone() -> None:
