@@ -180,7 +180,28 @@ class ChargePoint(BaseAggregate[str]):
     ) -> None:
         self.last_seen = received_at
 
-    @event("TransactionStopped", topic="ampledger:ChargePoint.TransactionStopped")
+    class TransactionStopped(Event):
+        """Version 2 carries the session's totals as decided once (domain/session_totals.py).
+
+        Version 1 had flags and energy_wh only, as decided then; its readers
+        work the totals out with session_totals (see session_totals.carried_by).
+        """
+
+        TOPIC = topic("TransactionStopped")
+        class_version = 2
+        message_id: str
+        request: Payload
+        reply: Payload
+        received_at: datetime
+        flags: list[str]
+        energy_wh: int | None
+        duration_seconds: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["duration_seconds"] = None
+
+    @event(TransactionStopped)
     def stop_transaction(
         self,
         message_id: str,
@@ -189,6 +210,7 @@ class ChargePoint(BaseAggregate[str]):
         received_at: datetime,
         flags: list[str],
         energy_wh: int | None,
+        duration_seconds: int | None,
     ) -> None:
         transaction_id = request["transactionId"]
         started = self.open_transactions.pop(transaction_id, None)

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
 from domain.metering import energy_readings
+from domain.session_totals import stop_totals
 from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
 
@@ -103,18 +104,7 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
 def on_stop_transaction(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
     # Never refused (OCPP 1.6 section 4.10): oddities are flagged, not rejected.
     transaction_id = request["transactionId"]
-    flags: list[str] = []
-    energy_wh = None
-    known = cp.find_transaction(transaction_id)
-    if known is None:
-        flags.append("unknown_transaction")
-    elif transaction_id not in cp.open_transactions:
-        flags.append("repeated_stop")
-    else:
-        energy_wh = request["meterStop"] - known["meterStart"]
-        if energy_wh < 0:
-            flags.append("meter_went_backwards")
-            energy_wh = 0
+    totals = stop_totals(cp.find_transaction(transaction_id), transaction_id in cp.open_transactions, request)
     reply: Payload = {}
     if "idTag" in request:
         reply["idTagInfo"] = facts.id_tag_info(request["idTag"])
@@ -126,8 +116,9 @@ def on_stop_transaction(cp: ChargePoint, message_id: str, request: Payload, fact
         request=request,
         reply=reply,
         received_at=facts.now,
-        flags=flags,
-        energy_wh=energy_wh,
+        flags=totals.flags,
+        energy_wh=totals.energy_wh,
+        duration_seconds=totals.duration_seconds,
     )
     return reply
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -68,7 +67,8 @@ def close_transaction(cp: ChargePoint, transaction_id: int = 7) -> None:
         reply={},
         received_at=NOW,
         flags=[],
-        energy_wh=Decimal(1000),
+        energy_wh=1000,
+        duration_seconds=30 * 60,
     )
 
 

@@ -361,7 +361,7 @@ def test_a_stop_closes_the_transaction_with_its_energy_and_frees_the_connector()
     assert (stopped["energyWh"], stopped["meterStop"], stopped["stopTimestamp"]) == (3500, 4500, STOPPED_AT)
     assert stopped["stopReason"] == "Local"  # OCPP's default reason
     assert stopped["flags"] == []
-    assert (recorded(cp).energy_wh, recorded(cp).flags) == (3500, [])
+    assert (recorded(cp).energy_wh, recorded(cp).duration_seconds, recorded(cp).flags) == (3500, 45 * 60, [])
 
 
 def test_a_stop_of_an_unknown_transaction_is_answered_and_flagged() -> None:
@@ -370,7 +370,8 @@ def test_a_stop_of_an_unknown_transaction_is_answered_and_flagged() -> None:
     reply = handle(cp, "StopTransaction", stop_request(404, reason="PowerLoss"), World())  # when
 
     assert reply == {}  # then: never refused
-    assert (recorded(cp).flags, recorded(cp).energy_wh) == (["unknown_transaction"], None)
+    assert (recorded(cp).flags, recorded(cp).energy_wh, recorded(cp).duration_seconds) == (
+        ["unknown_transaction"], None, None)
     assert cp.find_transaction(404) is None
 
 
@@ -382,7 +383,8 @@ def test_a_repeated_stop_is_answered_and_flagged_and_not_billed_twice() -> None:
     reply = handle(cp, "StopTransaction", stop_request(transaction_id, meter_stop=9999), world, "stop-2")  # when
 
     assert reply == {}  # then
-    assert (recorded(cp).flags, recorded(cp).energy_wh) == (["repeated_stop"], None)
+    assert (recorded(cp).flags, recorded(cp).energy_wh, recorded(cp).duration_seconds) == (
+        ["repeated_stop"], None, None)
     assert [t["transactionId"] for t in cp.recent_transactions] == [transaction_id]
     assert cp.recent_transactions[0]["meterStop"] == 4500
 

@@ -33,3 +33,13 @@ def test_a_status_stored_before_events_carried_its_timestamp_reads_with_the_one_
 
     assert without["status_timestamp"] == "2024-03-04T10:00:00.123Z"  # then ours, when it sent none
     assert with_own["status_timestamp"] == "2024-03-04T09:59:00+01:00"  # and its own, as sent
+
+
+def test_a_stop_stored_before_events_carried_a_duration_reads_without_one_and_keeps_what_it_said() -> None:
+    stored = {"message_id": "stop", "request": {"transactionId": 7, "meterStop": 4000, "timestamp": "t"},
+              "reply": {}, "received_at": RECEIVED_AT, "flags": ["meter_went_backwards"], "energy_wh": 0}
+
+    read = read_as_today(ChargePoint.TransactionStopped, stored)  # when
+
+    assert read["duration_seconds"] is None  # then billing works the totals out (session_totals.carried_by)
+    assert (read["flags"], read["energy_wh"]) == (["meter_went_backwards"], 0)
