@@ -3,7 +3,9 @@
 Every OCPP exchange becomes one event carrying the message id, the request as
 received and the reply that was sent, so an auditor can replay the dialogue.
 Decorated methods only apply state: they run again on every replay, so the
-caller decides replies, ids and times and passes them in.
+caller decides replies, ids and times and passes them in. Events whose
+stored shape changed are declared, with their upcasters, in
+domain/chargepoint_events.py.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain import reservation_book
+from domain import chargepoint_events, reservation_book
+from domain.chargepoint_events import ChargePointEvent, topic
 from domain.charging import drop_transaction_profiles, install_profile
 from domain.idtags import tag_key
-from domain.records import TextIdEvent
 from domain.replies import LEARNED_FROM_REPLIES
 from domain.state_shapes import (
     connector_status,
@@ -25,18 +27,13 @@ from domain.state_shapes import (
     is_same_start,
     new_connector,
     open_transaction,
-    status_time_of,
     stopped_transaction,
 )
 
 RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
 
 Payload = dict[str, Any]
-
-
-def topic(event_name: str) -> str:
-    """The stored topic of one of ChargePoint's events (they are named explicitly)."""
-    return f"ampledger:ChargePoint.{event_name}"
+__all__ = ["RECENT_TRANSACTIONS_KEPT", "ChargePoint", "Payload", "topic"]
 
 
 class ChargePoint(BaseAggregate[str]):
@@ -45,10 +42,9 @@ class ChargePoint(BaseAggregate[str]):
     # 3: command_outcomes declared (before, the first outcome kept added it).
     class_version = 3
 
-    class Event(TextIdEvent):
-        TOPIC = "ampledger:ChargePoint.Event"
+    Event = ChargePointEvent
 
-    class Registered(Event, CanInitAggregate[str]):
+    class Registered(ChargePointEvent, CanInitAggregate[str]):
         TOPIC = "ampledger:ChargePoint.Registered"
         originator_topic: str
         description: str
@@ -126,20 +122,7 @@ class ChargePoint(BaseAggregate[str]):
     def heartbeat(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.last_seen = received_at
 
-    class ConnectorStatusChanged(Event):
-        """Version 2 carries status_timestamp: when the status began (state_shapes.status_time_of)."""
-
-        TOPIC = topic("ConnectorStatusChanged")
-        class_version = 2
-        message_id: str
-        request: Payload
-        reply: Payload
-        received_at: datetime
-        status_timestamp: str
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["status_timestamp"] = status_time_of(state["request"], state["received_at"])
+    ConnectorStatusChanged = chargepoint_events.ConnectorStatusChanged
 
     @event(ConnectorStatusChanged)
     def change_connector_status(
@@ -180,26 +163,7 @@ class ChargePoint(BaseAggregate[str]):
     ) -> None:
         self.last_seen = received_at
 
-    class TransactionStopped(Event):
-        """Version 2 carries the session's totals as decided once (domain/session_totals.py).
-
-        Version 1 had flags and energy_wh only, as decided then; its readers
-        work the totals out with session_totals (see session_totals.carried_by).
-        """
-
-        TOPIC = topic("TransactionStopped")
-        class_version = 2
-        message_id: str
-        request: Payload
-        reply: Payload
-        received_at: datetime
-        flags: list[str]
-        energy_wh: int | None
-        duration_seconds: int | None
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["duration_seconds"] = None
+    TransactionStopped = chargepoint_events.TransactionStopped
 
     @event(TransactionStopped)
     def stop_transaction(
