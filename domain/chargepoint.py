@@ -2,23 +2,25 @@
 
 Every OCPP exchange becomes one event carrying the message id, the request as
 received and the reply that was sent, so an auditor can replay the dialogue.
-Decorated methods only apply state: they run again on every replay, so the
-caller decides replies, ids and times and passes them in. Events whose
-stored shape changed are declared, with their upcasters, in
-domain/chargepoint_events.py.
+What an answer to a central-system call means is recorded beside it, as
+events in the domain's words (domain/call_outcomes.py). Decorated methods
+only apply state: they run again on every replay, so the caller decides
+replies, ids and times and passes them in. Events whose stored shape changed
+are declared, with their upcasters, in domain/chargepoint_events.py.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain import chargepoint_events, reservation_book
+from domain import call_outcomes, chargepoint_events, reservation_book
 from domain.chargepoint_events import ChargePointEvent, topic
 from domain.charging import drop_transaction_profiles, install_profile
 from domain.idtags import tag_key
+from domain.local_list import list_after_version_report, updated_list
 from domain.replies import LEARNED_FROM_REPLIES
 from domain.state_shapes import (
     connector_status,
@@ -33,6 +35,7 @@ from domain.state_shapes import (
 RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
 
 Payload = dict[str, Any]
+# topic() lives with the event classes; callers keep importing it from here.
 __all__ = ["RECENT_TRANSACTIONS_KEPT", "ChargePoint", "Payload", "topic"]
 
 
@@ -166,23 +169,13 @@ class ChargePoint(BaseAggregate[str]):
     TransactionStopped = chargepoint_events.TransactionStopped
 
     @event(TransactionStopped)
-    def stop_transaction(
-        self,
-        message_id: str,
-        request: Payload,
-        reply: Payload,
-        received_at: datetime,
-        flags: list[str],
-        energy_wh: int | None,
-        duration_seconds: int | None,
-    ) -> None:
+    def stop_transaction(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
+                         flags: list[str], energy_wh: int | None, duration_seconds: int | None) -> None:
         transaction_id = request["transactionId"]
         started = self.open_transactions.pop(transaction_id, None)
         if started is not None:
             stopped = stopped_transaction(started, request, energy_wh, flags)
-            self.recent_transactions = (self.recent_transactions + [stopped])[
-                -RECENT_TRANSACTIONS_KEPT:
-            ]
+            self.recent_transactions = (self.recent_transactions + [stopped])[-RECENT_TRANSACTIONS_KEPT:]
             connector = self.connector(started["connectorId"])
             if connector.get("transactionId") == transaction_id:
                 connector["transactionId"] = None
@@ -234,31 +227,65 @@ class ChargePoint(BaseAggregate[str]):
         if action == "UpdateFirmware":
             self.firmware_update = firmware_update_sent(message_id, request, sent_at)
 
-    @event("CallAnswered", topic="ampledger:ChargePoint.CallAnswered")
-    def record_call_answer(
-        self, message_id: str, action: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def record_call_answer(self, message_id: str, action: str, request: Payload, reply: Payload,
+                           received_at: datetime) -> None:
+        """The charge point answered: the exchange, then what the answer means (domain/call_outcomes.py)."""
+        self._call_answered(message_id=message_id, action=action, request=request, reply=reply, received_at=received_at)
+        self._record_outcomes(call_outcomes.of_answer(action, request, reply, received_at))
+
+    def record_call_error(self, message_id: str, action: str, request: Payload, error_code: str,
+                          error_description: str, error_details: Payload, received_at: datetime) -> None:
+        """The charge point answered with a CALLERROR: the exchange, then what it means."""
+        self._call_failed(message_id=message_id, action=action, request=request, error_code=error_code,
+                          error_description=error_description, error_details=error_details, received_at=received_at)
+        self._record_outcomes(call_outcomes.of_error(action, request, error_code, received_at))
+
+    CallAnswered = chargepoint_events.CallAnswered
+    CallFailed = chargepoint_events.CallFailed
+
+    # `implied`: only an answer stored as class_version 1 has it (chargepoint_events.py).
+    @event(CallAnswered)
+    def _call_answered(self, message_id: str, action: str, request: Payload, reply: Payload, received_at: datetime,
+                       implied: Sequence[call_outcomes.Outcome] = ()) -> None:
         learn = LEARNED_FROM_REPLIES.get(action)
         if learn is not None:
             learn(self, request, reply)
         self.last_seen = received_at
+        self._apply_implied(implied, received_at)
 
-    @event("CallFailed", topic="ampledger:ChargePoint.CallFailed")
-    def record_call_error(
-        self,
-        message_id: str,
-        action: str,
-        request: Payload,
-        error_code: str,
-        error_description: str,
-        error_details: Payload,
-        received_at: datetime,
-    ) -> None:
-        if action == "ReserveNow":
-            self.reservations = reservation_book.failed(self.reservations, request["reservationId"], error_code)
-        elif action == "UpdateFirmware" and (self.firmware_update or {}).get("messageId") == message_id:
-            self.firmware_update = dict(self.firmware_update or {}, state="failed", error=error_code)
+    @event(CallFailed)
+    def _call_failed(self, message_id: str, action: str, request: Payload, error_code: str, error_description: str,
+                     error_details: Payload, received_at: datetime,
+                     implied: Sequence[call_outcomes.Outcome] = ()) -> None:
+        update = self.firmware_update
+        if action == "UpdateFirmware" and update is not None and update.get("messageId") == message_id:
+            self.firmware_update = dict(update, state="failed", error=error_code)
         self.last_seen = received_at
+        self._apply_implied(implied, received_at)
+
+    def _record_outcomes(self, outcomes: list[call_outcomes.Outcome]) -> None:
+        for name, fields in outcomes:
+            if call_outcomes.still_applies((name, fields), self.reservations):
+                self.trigger_event(getattr(type(self), name), **fields)
+
+    def _apply_implied(self, implied: Sequence[call_outcomes.Outcome], received_at: datetime) -> None:
+        # Replaying an old answer: its outcomes apply as if recorded beside it (the answer is version + 1).
+        for outcome in implied:
+            if call_outcomes.still_applies(outcome, self.reservations):
+                self._outcome_event(self.id, self.version + 1, received_at, outcome).apply(self)
+
+    @classmethod
+    def implied_events(cls, answer: Any) -> list[Any]:
+        """The outcome events an answer stored as class_version 1 implied (none for
+        any other event), for the read models; see domain/chargepoint_events.py."""
+        return [cls._outcome_event(answer.originator_id, answer.originator_version, answer.received_at, outcome)
+                for outcome in getattr(answer, call_outcomes.IMPLIED, ())]
+
+    @classmethod
+    def _outcome_event(cls, charge_point_id: str, version: int, at: datetime, outcome: call_outcomes.Outcome) -> Any:
+        # Never stored: it stands for what the answer at `version` implied.
+        name, fields = outcome
+        return getattr(cls, name)(originator_id=charge_point_id, originator_version=version, timestamp=at, **fields)
 
     @event("CallTimedOut", topic="ampledger:ChargePoint.CallTimedOut")
     def record_call_timeout(
@@ -272,6 +299,18 @@ class ChargePoint(BaseAggregate[str]):
     def request_reservation(self, request: Payload, requested_at: datetime) -> None:
         reservation = reservation_book.requested(request, requested_at)
         self.reservations = reservation_book.booked(self.reservations, reservation)
+
+    @event("ReservationAccepted", topic="ampledger:ChargePoint.ReservationAccepted")
+    def _accept_reservation(self, reservation_id: int, accepted_at: datetime) -> None:
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.ACCEPTED, replyStatus=reservation_book.ACCEPTED
+        )
+
+    @event("ReservationRefused", topic="ampledger:ChargePoint.ReservationRefused")
+    def _refuse_reservation(self, reservation_id: int, reply_status: str, refused_at: datetime) -> None:
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.REJECTED, replyStatus=reply_status
+        )
 
     @event("ReservationUsed", topic="ampledger:ChargePoint.ReservationUsed")
     def use_reservation(self, reservation_id: int, transaction_id: int, used_at: datetime) -> None:
@@ -294,6 +333,19 @@ class ChargePoint(BaseAggregate[str]):
         for reservation_id in reservation_book.due(self.reservations, now):
             self.expire_reservation(reservation_id=reservation_id, expired_at=now)
         return reservation_book.next_expiry(self.reservations)
+
+    # ---- the Local Authorization List -------------------------------------------
+
+    @event("LocalListVersionReported", topic="ampledger:ChargePoint.LocalListVersionReported")
+    def _report_local_list_version(self, list_version: int, reported_at: datetime) -> None:
+        self.local_list = list_after_version_report(self.local_list, self.local_list_version, list_version)
+        self.local_list_version = list_version
+
+    @event("LocalListUpdated", topic="ampledger:ChargePoint.LocalListUpdated")
+    def _update_local_list(self, list_version: int, update_type: str, entries: list[Payload],
+                           updated_at: datetime) -> None:
+        self.local_list = updated_list(self.local_list, {"updateType": update_type, "localAuthorizationList": entries})
+        self.local_list_version = list_version
 
     # ---- files -------------------------------------------------------------------
 

@@ -12,7 +12,14 @@ is read, so that nothing but the domain works out what an exchange meant:
 - ConnectorStatusChanged 1 -> 2 gains ``status_timestamp``, and
   TransactionStopped 1 -> 2 ``duration_seconds``, from the same rules that
   decide them today (state_shapes.status_time_of; for a stop's totals,
-  which need its start, see session_totals.carried_by).
+  which need its start, see session_totals.carried_by);
+- CallAnswered and CallFailed 1 -> 2: since version 2 what an answer means
+  is recorded beside it as events (ReservationAccepted, LocalListUpdated,
+  ...). A version 1 answer is read with what it implied, under ``implied``,
+  worked out by domain/call_outcomes.py, the one place that says what an
+  answer means. The aggregate applies those outcomes as it replays the
+  answer; the read models take them as the events they imply
+  (ChargePoint.implied_events).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from domain import call_outcomes
 from domain.records import TextIdEvent
 from domain.state_shapes import status_time_of
 
@@ -74,3 +82,30 @@ class TransactionStopped(ChargePointEvent):
     def upcast_v1_v2(state: Payload) -> None:
         state["duration_seconds"] = None
 
+
+class CallAnswered(ChargePointEvent):
+    """A call the charge point answered: the exchange as it happened."""
+
+    TOPIC = topic("CallAnswered")
+    class_version = 2
+    message_id: str
+    action: str
+    request: Payload
+    reply: Payload
+    received_at: datetime
+    upcast_v1_v2 = staticmethod(call_outcomes.imply_answer)
+
+
+class CallFailed(ChargePointEvent):
+    """A call the charge point answered with a CALLERROR (or that the connection lost)."""
+
+    TOPIC = topic("CallFailed")
+    class_version = 2
+    message_id: str
+    action: str
+    request: Payload
+    error_code: str
+    error_description: str
+    error_details: Payload
+    received_at: datetime
+    upcast_v1_v2 = staticmethod(call_outcomes.imply_error)

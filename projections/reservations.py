@@ -1,8 +1,11 @@
 """Reservations read model: every reservation of every charge point, with its status.
 
 Follows the same lifecycle as domain/reservation_book.py (Pending, Accepted,
-Rejected, Used, Cancelled, Expired) from the events that move it. Times are
-kept as OCPP text (UTC, milliseconds, 'Z'), which sorts correctly.
+Rejected, Used, Cancelled, Expired) from the events that move it, each
+named for what happened (an answer's meaning is the domain's, see
+domain/call_outcomes.py). A status moves only from the statuses it may
+follow, so applying an event again changes nothing. Times are kept as OCPP
+text (UTC, milliseconds, 'Z'), which sorts correctly.
 """
 
 from __future__ import annotations
@@ -69,20 +72,14 @@ def _set(sql: Sql, event: Any, reservation_id: int, status: str, only_from: tupl
     )
 
 
-def on_call_answered(event: Any, sql: Sql) -> None:
-    if event.action == "ReserveNow":
-        status = event.reply["status"]
-        accepted = reservation_book.ACCEPTED if status == reservation_book.ACCEPTED else reservation_book.REJECTED
-        _set(sql, event, event.request["reservationId"], accepted, (reservation_book.PENDING,), reply_status=status)
-    elif event.action == "CancelReservation" and event.reply["status"] == "Accepted":
-        _set(sql, event, event.request["reservationId"], reservation_book.CANCELLED, OPEN, reason="CancelReservation")
+def on_accepted(event: Any, sql: Sql) -> None:
+    _set(sql, event, event.reservation_id, reservation_book.ACCEPTED, (reservation_book.PENDING,),
+         reply_status=reservation_book.ACCEPTED)
 
 
-def on_call_failed(event: Any, sql: Sql) -> None:
-    # A lost connection may have delivered it: it stays Pending until it expires.
-    if event.action == "ReserveNow" and event.error_code != reservation_book.UNDELIVERED:
-        _set(sql, event, event.request["reservationId"], reservation_book.REJECTED, (reservation_book.PENDING,),
-             reply_status=event.error_code)
+def on_refused(event: Any, sql: Sql) -> None:
+    _set(sql, event, event.reservation_id, reservation_book.REJECTED, (reservation_book.PENDING,),
+         reply_status=event.reply_status)
 
 
 def on_used(event: Any, sql: Sql) -> None:
@@ -101,8 +98,8 @@ def on_expired(event: Any, sql: Sql) -> None:
 
 HANDLERS: dict[str, Handler] = {
     "ReservationRequested": on_requested,
-    "CallAnswered": on_call_answered,
-    "CallFailed": on_call_failed,
+    "ReservationAccepted": on_accepted,
+    "ReservationRefused": on_refused,
     "ReservationUsed": on_used,
     "ReservationCancelled": on_cancelled,
     "ReservationExpired": on_expired,
