@@ -2,53 +2,54 @@
 
 Every OCPP exchange becomes one event carrying the message id, the request as
 received and the reply that was sent, so an auditor can replay the dialogue.
-Decorated methods only apply state: they run again on every replay, so the
-caller decides replies, ids and times and passes them in.
+What an answer to a central-system call means is recorded beside it, as
+events in the domain's words (domain/call_outcomes.py). Decorated methods
+only apply state: they run again on every replay, so the caller decides
+replies, ids and times and passes them in. Events whose stored shape changed
+are declared, with their upcasters, in domain/chargepoint_events.py.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain import reservations
+from domain import call_outcomes, chargepoint_events, reservation_book
+from domain.chargepoint_events import ChargePointEvent, topic
 from domain.charging import drop_transaction_profiles, install_profile
 from domain.composite_schedule import composite_schedule
 from domain.idtags import tag_key
-from domain.records import TextIdEvent
+from domain.local_list import list_after_version_report, updated_list
 from domain.replies import LEARNED_FROM_REPLIES
-from domain.timestamps import format_ocpp_time, parse_ocpp_time
+from domain.state_shapes import (
+    connector_status,
+    firmware_update_reported,
+    firmware_update_sent,
+    is_same_start,
+    new_connector,
+    open_transaction,
+    stopped_transaction,
+)
+from domain.timestamps import parse_ocpp_time
 
 RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
-# FirmwareStatusNotification status -> where an UpdateFirmware stands; Idle says nothing.
-FIRMWARE_UPDATE_STATES = {
-    "Downloading": "installing",
-    "Downloaded": "installing",
-    "Installing": "installing",
-    "Installed": "installed",
-    "DownloadFailed": "failed",
-    "InstallationFailed": "failed",
-}
 
 Payload = dict[str, Any]
-
-
-def topic(event_name: str) -> str:
-    """The stored topic of one of ChargePoint's events (they are named explicitly)."""
-    return f"ampledger:ChargePoint.{event_name}"
+# topic() lives with the event classes; callers keep importing it from here.
+__all__ = ["RECENT_TRANSACTIONS_KEPT", "ChargePoint", "Payload", "topic"]
 
 
 class ChargePoint(BaseAggregate[str]):
     TOPIC = "ampledger:ChargePoint"
     # 2: charging profiles, reservations, local list and firmware update state.
-    class_version = 2
+    # 3: command_outcomes declared (before, the first outcome kept added it).
+    class_version = 3
 
-    class Event(TextIdEvent):
-        TOPIC = "ampledger:ChargePoint.Event"
+    Event = ChargePointEvent
 
-    class Registered(Event, CanInitAggregate[str]):
+    class Registered(ChargePointEvent, CanInitAggregate[str]):
         TOPIC = "ampledger:ChargePoint.Registered"
         originator_topic: str
         description: str
@@ -72,9 +73,10 @@ class ChargePoint(BaseAggregate[str]):
         self.charging_profiles: list[Payload] = []  # {"connectorId", "chargingProfile"} entries
         # Profiles of accepted RemoteStartTransactions, by idTag key, until their transaction starts.
         self.remote_start_profiles: dict[str, Payload] = {}
-        self.reservations: reservations.Book = {}
+        self.reservations: reservation_book.Book = {}
         self.local_list: dict[str, Payload] | None = None  # what the charge point holds; None: unknown
         self.firmware_update: Payload | None = None  # the last UpdateFirmware and how it went
+        self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -86,6 +88,11 @@ class ChargePoint(BaseAggregate[str]):
         state.update(
             charging_profiles=[], remote_start_profiles={}, reservations={}, local_list=None, firmware_update=None
         )
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot from before version 3 has command_outcomes only if an outcome was kept."""
+        state.setdefault("command_outcomes", {})
 
     # ---- operator facts -------------------------------------------------
 
@@ -120,20 +127,13 @@ class ChargePoint(BaseAggregate[str]):
     def heartbeat(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.last_seen = received_at
 
-    @event("ConnectorStatusChanged", topic="ampledger:ChargePoint.ConnectorStatusChanged")
+    ConnectorStatusChanged = chargepoint_events.ConnectorStatusChanged
+
+    @event(ConnectorStatusChanged)
     def change_connector_status(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
+        self, message_id: str, request: Payload, reply: Payload, received_at: datetime, status_timestamp: str
     ) -> None:
-        connector = self.connector(request["connectorId"])
-        connector.update(
-            status=request["status"],
-            errorCode=request["errorCode"],
-            info=request.get("info"),
-            vendorId=request.get("vendorId"),
-            vendorErrorCode=request.get("vendorErrorCode"),
-            # The charge point's own timestamp is the truth; ours if it gave none.
-            timestamp=request.get("timestamp") or format_ocpp_time(received_at),
-        )
+        self.connector(request["connectorId"]).update(connector_status(request, status_timestamp))
         self.last_seen = received_at
 
     @event("AuthorizationChecked", topic="ampledger:ChargePoint.AuthorizationChecked")
@@ -152,17 +152,7 @@ class ChargePoint(BaseAggregate[str]):
         transaction_id: int,
         flags: list[str],
     ) -> None:
-        self.open_transactions[transaction_id] = {
-            "transactionId": transaction_id,
-            "connectorId": request["connectorId"],
-            "idTag": request["idTag"],
-            "idTagStatus": reply["idTagInfo"]["status"],
-            "idTagInfo": reply["idTagInfo"],  # a retried start gets the very same verdict
-            "meterStart": request["meterStart"],
-            "startTimestamp": request["timestamp"],
-            "reservationId": request.get("reservationId"),
-            "flags": list(flags),
-        }
+        self.open_transactions[transaction_id] = open_transaction(request, reply, transaction_id, flags)
         self.connector(request["connectorId"])["transactionId"] = transaction_id
         profile = self._take_remote_start_profile(request)
         if profile is not None:
@@ -178,30 +168,16 @@ class ChargePoint(BaseAggregate[str]):
     ) -> None:
         self.last_seen = received_at
 
-    @event("TransactionStopped", topic="ampledger:ChargePoint.TransactionStopped")
-    def stop_transaction(
-        self,
-        message_id: str,
-        request: Payload,
-        reply: Payload,
-        received_at: datetime,
-        flags: list[str],
-        energy_wh: int | None,
-    ) -> None:
+    TransactionStopped = chargepoint_events.TransactionStopped
+
+    @event(TransactionStopped)
+    def stop_transaction(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
+                         flags: list[str], energy_wh: int | None, duration_seconds: int | None) -> None:
         transaction_id = request["transactionId"]
         started = self.open_transactions.pop(transaction_id, None)
         if started is not None:
-            stopped = dict(
-                started,
-                meterStop=request["meterStop"],
-                stopTimestamp=request["timestamp"],
-                stopReason=request.get("reason", "Local"),
-                energyWh=energy_wh,
-                flags=started["flags"] + list(flags),
-            )
-            self.recent_transactions = (self.recent_transactions + [stopped])[
-                -RECENT_TRANSACTIONS_KEPT:
-            ]
+            stopped = stopped_transaction(started, request, energy_wh, flags)
+            self.recent_transactions = (self.recent_transactions + [stopped])[-RECENT_TRANSACTIONS_KEPT:]
             connector = self.connector(started["connectorId"])
             if connector.get("transactionId") == transaction_id:
                 connector["transactionId"] = None
@@ -236,9 +212,7 @@ class ChargePoint(BaseAggregate[str]):
         self, message_id: str, request: Payload, reply: Payload, received_at: datetime
     ) -> None:
         self.firmware_status = request["status"]
-        state = FIRMWARE_UPDATE_STATES.get(request["status"])
-        if self.firmware_update is not None and state is not None:
-            self.firmware_update = dict(self.firmware_update, state=state, lastStatus=request["status"])
+        self.firmware_update = firmware_update_reported(self.firmware_update, request["status"])
         self.last_seen = received_at
 
     @event("DiagnosticsStatusReported", topic="ampledger:ChargePoint.DiagnosticsStatusReported")
@@ -253,41 +227,67 @@ class ChargePoint(BaseAggregate[str]):
     @event("CallSent", topic="ampledger:ChargePoint.CallSent")
     def send_call(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
         if action == "UpdateFirmware":
-            # Followed from the moment it is sent: a rollout shows it pending at once.
-            self.firmware_update = {
-                "messageId": message_id,
-                "location": request["location"],
-                "retrieveDate": request["retrieveDate"],
-                "sentAt": format_ocpp_time(sent_at),
-                "state": "pending",
-                "lastStatus": None,
-            }
+            self.firmware_update = firmware_update_sent(message_id, request, sent_at)
 
-    @event("CallAnswered", topic="ampledger:ChargePoint.CallAnswered")
-    def record_call_answer(
-        self, message_id: str, action: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def record_call_answer(self, message_id: str, action: str, request: Payload, reply: Payload,
+                           received_at: datetime) -> None:
+        """The charge point answered: the exchange, then what the answer means (domain/call_outcomes.py)."""
+        self._call_answered(message_id=message_id, action=action, request=request, reply=reply, received_at=received_at)
+        self._record_outcomes(call_outcomes.of_answer(action, request, reply, received_at))
+
+    def record_call_error(self, message_id: str, action: str, request: Payload, error_code: str,
+                          error_description: str, error_details: Payload, received_at: datetime) -> None:
+        """The charge point answered with a CALLERROR: the exchange, then what it means."""
+        self._call_failed(message_id=message_id, action=action, request=request, error_code=error_code,
+                          error_description=error_description, error_details=error_details, received_at=received_at)
+        self._record_outcomes(call_outcomes.of_error(action, request, error_code, received_at))
+
+    CallAnswered = chargepoint_events.CallAnswered
+    CallFailed = chargepoint_events.CallFailed
+
+    # `implied`: only an answer stored as class_version 1 has it (chargepoint_events.py).
+    @event(CallAnswered)
+    def _call_answered(self, message_id: str, action: str, request: Payload, reply: Payload, received_at: datetime,
+                       implied: Sequence[call_outcomes.Outcome] = ()) -> None:
         learn = LEARNED_FROM_REPLIES.get(action)
         if learn is not None:
             learn(self, request, reply)
         self.last_seen = received_at
+        self._apply_implied(implied, received_at)
 
-    @event("CallFailed", topic="ampledger:ChargePoint.CallFailed")
-    def record_call_error(
-        self,
-        message_id: str,
-        action: str,
-        request: Payload,
-        error_code: str,
-        error_description: str,
-        error_details: Payload,
-        received_at: datetime,
-    ) -> None:
-        if action == "ReserveNow":
-            self.reservations = reservations.failed(self.reservations, request["reservationId"], error_code)
-        elif action == "UpdateFirmware" and (self.firmware_update or {}).get("messageId") == message_id:
-            self.firmware_update = dict(self.firmware_update or {}, state="failed", error=error_code)
+    @event(CallFailed)
+    def _call_failed(self, message_id: str, action: str, request: Payload, error_code: str, error_description: str,
+                     error_details: Payload, received_at: datetime,
+                     implied: Sequence[call_outcomes.Outcome] = ()) -> None:
+        update = self.firmware_update
+        if action == "UpdateFirmware" and update is not None and update.get("messageId") == message_id:
+            self.firmware_update = dict(update, state="failed", error=error_code)
         self.last_seen = received_at
+        self._apply_implied(implied, received_at)
+
+    def _record_outcomes(self, outcomes: list[call_outcomes.Outcome]) -> None:
+        for name, fields in outcomes:
+            if call_outcomes.still_applies((name, fields), self.reservations):
+                self.trigger_event(getattr(type(self), name), **fields)
+
+    def _apply_implied(self, implied: Sequence[call_outcomes.Outcome], received_at: datetime) -> None:
+        # Replaying an old answer: its outcomes apply as if recorded beside it (the answer is version + 1).
+        for outcome in implied:
+            if call_outcomes.still_applies(outcome, self.reservations):
+                self._outcome_event(self.id, self.version + 1, received_at, outcome).apply(self)
+
+    @classmethod
+    def implied_events(cls, answer: Any) -> list[Any]:
+        """The outcome events an answer stored as class_version 1 implied (none for
+        any other event), for the read models; see domain/chargepoint_events.py."""
+        return [cls._outcome_event(answer.originator_id, answer.originator_version, answer.received_at, outcome)
+                for outcome in getattr(answer, call_outcomes.IMPLIED, ())]
+
+    @classmethod
+    def _outcome_event(cls, charge_point_id: str, version: int, at: datetime, outcome: call_outcomes.Outcome) -> Any:
+        # Never stored: it stands for what the answer at `version` implied.
+        name, fields = outcome
+        return getattr(cls, name)(originator_id=charge_point_id, originator_version=version, timestamp=at, **fields)
 
     @event("CallTimedOut", topic="ampledger:ChargePoint.CallTimedOut")
     def record_call_timeout(
@@ -299,29 +299,55 @@ class ChargePoint(BaseAggregate[str]):
 
     @event("ReservationRequested", topic="ampledger:ChargePoint.ReservationRequested")
     def request_reservation(self, request: Payload, requested_at: datetime) -> None:
-        self.reservations = reservations.booked(self.reservations, reservations.requested(request, requested_at))
+        reservation = reservation_book.requested(request, requested_at)
+        self.reservations = reservation_book.booked(self.reservations, reservation)
+
+    @event("ReservationAccepted", topic="ampledger:ChargePoint.ReservationAccepted")
+    def _accept_reservation(self, reservation_id: int, accepted_at: datetime) -> None:
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.ACCEPTED, replyStatus=reservation_book.ACCEPTED
+        )
+
+    @event("ReservationRefused", topic="ampledger:ChargePoint.ReservationRefused")
+    def _refuse_reservation(self, reservation_id: int, reply_status: str, refused_at: datetime) -> None:
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.REJECTED, replyStatus=reply_status
+        )
 
     @event("ReservationUsed", topic="ampledger:ChargePoint.ReservationUsed")
     def use_reservation(self, reservation_id: int, transaction_id: int, used_at: datetime) -> None:
-        self.reservations = reservations.changed(
-            self.reservations, reservation_id, reservations.USED, transactionId=transaction_id
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.USED, transactionId=transaction_id
         )
 
     @event("ReservationCancelled", topic="ampledger:ChargePoint.ReservationCancelled")
     def cancel_reservation(self, reservation_id: int, reason: str, cancelled_at: datetime) -> None:
-        self.reservations = reservations.changed(
-            self.reservations, reservation_id, reservations.CANCELLED, reason=reason
+        self.reservations = reservation_book.changed(
+            self.reservations, reservation_id, reservation_book.CANCELLED, reason=reason
         )
 
     @event("ReservationExpired", topic="ampledger:ChargePoint.ReservationExpired")
     def expire_reservation(self, reservation_id: int, expired_at: datetime) -> None:
-        self.reservations = reservations.changed(self.reservations, reservation_id, reservations.EXPIRED)
+        self.reservations = reservation_book.changed(self.reservations, reservation_id, reservation_book.EXPIRED)
 
     def expire_due_reservations(self, now: datetime) -> datetime | None:
         """Expires what is due at `now`; returns when the next open reservation expires."""
-        for reservation_id in reservations.due(self.reservations, now):
+        for reservation_id in reservation_book.due(self.reservations, now):
             self.expire_reservation(reservation_id=reservation_id, expired_at=now)
-        return reservations.next_expiry(self.reservations)
+        return reservation_book.next_expiry(self.reservations)
+
+    # ---- the Local Authorization List -------------------------------------------
+
+    @event("LocalListVersionReported", topic="ampledger:ChargePoint.LocalListVersionReported")
+    def _report_local_list_version(self, list_version: int, reported_at: datetime) -> None:
+        self.local_list = list_after_version_report(self.local_list, self.local_list_version, list_version)
+        self.local_list_version = list_version
+
+    @event("LocalListUpdated", topic="ampledger:ChargePoint.LocalListUpdated")
+    def _update_local_list(self, list_version: int, update_type: str, entries: list[Payload],
+                           updated_at: datetime) -> None:
+        self.local_list = updated_list(self.local_list, {"updateType": update_type, "localAuthorizationList": entries})
+        self.local_list_version = list_version
 
     # ---- files -------------------------------------------------------------------
 
@@ -344,10 +370,7 @@ class ChargePoint(BaseAggregate[str]):
         return dict(waiting["chargingProfile"])
 
     def connector(self, connector_id: int) -> Payload:
-        return self.connectors.setdefault(
-            connector_id,
-            {"status": None, "errorCode": None, "info": None, "timestamp": None, "transactionId": None},
-        )
+        return self.connectors.setdefault(connector_id, new_connector())
 
     def find_transaction(self, transaction_id: int) -> Payload | None:
         if transaction_id in self.open_transactions:
@@ -358,22 +381,9 @@ class ChargePoint(BaseAggregate[str]):
         return None
 
     def find_started_transaction(self, request: Payload) -> Payload | None:
-        """A transaction this StartTransaction already started (a retry).
-
-        OCPP 1.6 section 4.8 lets a charge point resend a StartTransaction it got
-        no answer to; the same connector, idTag, timestamp and meterStart mean
-        the same transaction.
-        """
-        started_at = parse_ocpp_time(request["timestamp"])
-        for transaction in [*self.open_transactions.values(), *self.recent_transactions]:
-            if (
-                transaction["connectorId"] == request["connectorId"]
-                and transaction["idTag"].lower() == request["idTag"].lower()
-                and transaction["meterStart"] == request["meterStart"]
-                and parse_ocpp_time(transaction["startTimestamp"]) == started_at
-            ):
-                return transaction
-        return None
+        """A transaction this StartTransaction already started (a retry, see is_same_start)."""
+        earlier = [*self.open_transactions.values(), *self.recent_transactions]
+        return next((transaction for transaction in earlier if is_same_start(transaction, request)), None)
 
     def composite_schedule(self, connector_id: int, start: datetime, duration: int, unit: str | None) -> Payload:
         """The schedule the installed profiles give a connector from ``start`` (OCPP 1.6 section 3.13)."""
@@ -385,7 +395,3 @@ class ChargePoint(BaseAggregate[str]):
             self.charging_profiles, connector_id, start, duration, unit, transaction_start,
             transaction_id if transaction else None,
         )
-
-    def has_open_transaction_for(self, id_tag: str) -> bool:
-        key = id_tag.lower()
-        return any(t["idTag"].lower() == key for t in self.open_transactions.values())

@@ -140,16 +140,6 @@ def clear_profiles(
     return remaining, removed
 
 
-def would_clear(
-    installed: list[Entry],
-    *,
-    id: int | None = None,  # OCPP's own field name
-    connector_id: int | None = None,
-    purpose: str | None = None,
-    stack_level: int | None = None,
-) -> bool:
-    """True if ClearChargingProfile with these criteria would be Accepted, not Unknown."""
-    return any(_clear_matches(e, id, connector_id, purpose, stack_level) for e in installed)
 
 
 def _check_purpose(
@@ -260,5 +250,4 @@ __all__ = [
     "drop_transaction_profiles",
     "install_profile",
     "validate_profile",
-    "would_clear",
 ]

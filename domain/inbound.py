@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping
 
-from domain import reservations
+from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
 from domain.metering import energy_readings
+from domain.session_totals import stop_totals
+from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
 
 VendorHandler = Callable[[str, Payload], Payload]
@@ -53,8 +55,9 @@ def on_heartbeat(cp: ChargePoint, message_id: str, request: Payload, facts: Fact
 def on_status_notification(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
     reply: Payload = {}
     connector_id, status = request["connectorId"], request["status"]
-    cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now)
-    for reservation_id in reservations.cancelled_by_status(cp.reservations, connector_id, status):
+    cp.change_connector_status(message_id=message_id, request=request, reply=reply, received_at=facts.now,
+                               status_timestamp=status_time_of(request, facts.now))
+    for reservation_id in reservation_book.cancelled_by_status(cp.reservations, connector_id, status):
         cp.cancel_reservation(
             reservation_id=reservation_id, reason=f"connector {connector_id} {status}", cancelled_at=facts.now
         )
@@ -83,7 +86,7 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
     # is refused; the charge point then stops the transaction itself.
     transaction_id = facts.allocate_transaction_id()
     flags = [] if info["status"] == "Accepted" else ["id_tag_not_accepted"]
-    reservation_id, reservation_flags = reservations.used_by_start(cp.reservations, request, info)
+    reservation_id, reservation_flags = reservation_book.used_by_start(cp.reservations, request, info)
     reply = {"transactionId": transaction_id, "idTagInfo": info}
     cp.start_transaction(
         message_id=message_id,
@@ -101,18 +104,7 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
 def on_stop_transaction(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
     # Never refused (OCPP 1.6 section 4.10): oddities are flagged, not rejected.
     transaction_id = request["transactionId"]
-    flags: list[str] = []
-    energy_wh = None
-    known = cp.find_transaction(transaction_id)
-    if known is None:
-        flags.append("unknown_transaction")
-    elif transaction_id not in cp.open_transactions:
-        flags.append("repeated_stop")
-    else:
-        energy_wh = request["meterStop"] - known["meterStart"]
-        if energy_wh < 0:
-            flags.append("meter_went_backwards")
-            energy_wh = 0
+    totals = stop_totals(cp.find_transaction(transaction_id), transaction_id in cp.open_transactions, request)
     reply: Payload = {}
     if "idTag" in request:
         reply["idTagInfo"] = facts.id_tag_info(request["idTag"])
@@ -124,8 +116,9 @@ def on_stop_transaction(cp: ChargePoint, message_id: str, request: Payload, fact
         request=request,
         reply=reply,
         received_at=facts.now,
-        flags=flags,
-        energy_wh=energy_wh,
+        flags=totals.flags,
+        energy_wh=totals.energy_wh,
+        duration_seconds=totals.duration_seconds,
     )
     return reply
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
-from domain import reservations
+from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
 from domain.charging import TX, ProfileRejected, validate_profile
 
@@ -46,7 +46,7 @@ def before_remote_start_transaction(cp: ChargePoint, request: Payload, now: date
 
 
 def before_reserve_now(cp: ChargePoint, request: Payload, now: datetime) -> str | None:
-    reason = reservations.refusal(request, now)
+    reason = reservation_book.refusal(request, now)
     if reason is None:
         # Pending from the moment it is sent: even with no answer, it expires on time.
         cp.request_reservation(request=request, requested_at=now)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from domain import reservations
 from domain.charging import clear_profiles, install_profile
 from domain.idtags import tag_key
-from domain.local_list import list_after_version_report, updated_list
 from domain.redaction import HIDDEN, is_secret
 
 if TYPE_CHECKING:
@@ -21,19 +19,11 @@ if TYPE_CHECKING:
 
 Payload = dict[str, Any]
 
-OUTCOMES = "command_outcomes"
 
 
 def command_outcomes(cp: ChargePoint) -> dict[str, Payload]:
     """The latest answer to each command whose effect the charge point keeps, by action."""
-    outcomes: dict[str, Payload] = vars(cp).get(OUTCOMES, {})
-    return outcomes
-
-
-def _record_outcome(cp: ChargePoint, action: str, outcome: Payload) -> None:
-    # ChargePoint declares no attribute for these (yet): the first answer adds
-    # it. Snapshots copy the aggregate's __dict__, so they keep it.
-    vars(cp).setdefault(OUTCOMES, {})[action] = outcome
+    return cp.command_outcomes
 
 
 def _known_key(cp: ChargePoint, key: str) -> str:
@@ -75,18 +65,6 @@ def _learn_availability(cp: ChargePoint, request: Payload, reply: Payload) -> No
         cp.availability[request["connectorId"]] = request["type"]
 
 
-def _learn_local_list_version(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    cp.local_list = list_after_version_report(cp.local_list, cp.local_list_version, reply["listVersion"])
-    cp.local_list_version = reply["listVersion"]
-
-
-def _learn_sent_local_list(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    # Failed, NotSupported and VersionMismatch leave the known version as it was.
-    if reply["status"] == "Accepted":
-        cp.local_list = updated_list(cp.local_list, request)
-        cp.local_list_version = request["listVersion"]
-
-
 def _learn_unlock(cp: ChargePoint, request: Payload, reply: Payload) -> None:
     cp.connector(request["connectorId"])["unlockStatus"] = reply["status"]
 
@@ -119,24 +97,12 @@ def _learn_remote_start(cp: ChargePoint, request: Payload, reply: Payload) -> No
         }
 
 
-def _learn_reservation(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    cp.reservations = reservations.answered(cp.reservations, request["reservationId"], reply["status"])
-
-
-def _learn_cancelled_reservation(cp: ChargePoint, request: Payload, reply: Payload) -> None:
-    reservation = cp.reservations.get(request["reservationId"])
-    if reply["status"] == "Accepted" and reservation is not None and reservation["status"] in reservations.OPEN:
-        cp.reservations = reservations.changed(
-            cp.reservations, request["reservationId"], reservations.CANCELLED, reason="CancelReservation"
-        )
-
-
 def _outcome(action: str, request_fields: tuple[str, ...]) -> Callable[[ChargePoint, Payload, Payload], None]:
     """Keeps the answer to ``action`` with the request fields that say what was asked."""
 
     def learn(cp: ChargePoint, request: Payload, reply: Payload) -> None:
         asked = {name: request[name] for name in request_fields if name in request}
-        _record_outcome(cp, action, {**asked, **reply})
+        cp.command_outcomes[action] = {**asked, **reply}
 
     return learn
 
@@ -154,13 +120,9 @@ LEARNED_FROM_REPLIES: dict[str, Callable[[ChargePoint, Payload, Payload], None]]
     "GetConfiguration": _learn_configuration,
     "ChangeConfiguration": _learn_changed_configuration,
     "ChangeAvailability": _learn_availability,
-    "GetLocalListVersion": _learn_local_list_version,
-    "SendLocalList": _learn_sent_local_list,
     "UnlockConnector": _learn_unlock,
     "SetChargingProfile": _learn_charging_profile,
     "ClearChargingProfile": _learn_cleared_profiles,
     "RemoteStartTransaction": _learn_remote_start,
-    "ReserveNow": _learn_reservation,
-    "CancelReservation": _learn_cancelled_reservation,
     **{action: _outcome(action, fields) for action, fields in OUTCOME_FIELDS.items()},
 }

@@ -1,9 +1,11 @@
 """Billing read model: one row per transaction, tariffs, and daily usage.
 
 Timestamps from the payloads are the truth (offline transactions arrive
-late and back-dated). Energy is meterStop - meterStart in Wh, never negative;
-anomalies are flagged, not hidden. Cost uses the tariff in force when the
-transaction started, and is computed once, when it completes.
+late and back-dated). A stop's energy, duration and flags are what its
+TransactionStopped event carries (decided in domain/session_totals.py);
+this module only finds the row, merges the start's flags, looks up the
+tariff in force when the transaction started and computes the cost once,
+when it completes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Callable
 
+from domain.session_totals import carried_by, session_totals
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
 from projections.database import Reader, Sql, storable
@@ -71,9 +74,6 @@ TABLES = {
 }
 
 Handler = Callable[[Any, Sql], None]
-# More than any vehicle takes in one session by orders of magnitude: a meter
-# reporting this is broken, and its sum must not overflow the daily totals.
-MAX_SESSION_WH = 10**9
 
 
 def on_transaction_started(event: Any, sql: Sql) -> None:
@@ -131,20 +131,14 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
         # transaction, so its stop must not end or bill another's. The event
         # keeps it, flagged unknown_transaction.
         return
-    flags = [flag for flag in (row["flags"] or "").split(",") if flag]
-    energy_wh = None if meter_stop is None or row["meter_start"] is None else meter_stop - row["meter_start"]
-    if energy_wh is None or energy_wh > MAX_SESSION_WH:
-        if "meter_out_of_range" not in flags:
-            flags.append("meter_out_of_range")
-        energy_wh = 0
-    if energy_wh < 0:
-        flags.append("meter_went_backwards")
-        energy_wh = 0
     started_at = _as_datetime(row["start_timestamp"])
-    duration = int((stopped_at - started_at).total_seconds())
-    if duration < 0:
-        flags.append("stopped_before_started")
-        duration = 0
+    # Stops stored before events carried their totals (version 1) get them
+    # from the same domain rule, with the start as this row holds it.
+    totals = carried_by(event) or session_totals(row["meter_start"], request["meterStop"], started_at, stopped_at)
+    started_flags = [flag for flag in (row["flags"] or "").split(",") if flag]
+    # The start may have flagged meter_out_of_range already (its meterStart fits no column).
+    flags = started_flags + [flag for flag in totals.flags if flag not in started_flags]
+    energy_wh, duration = totals.energy_wh, totals.duration_seconds
     tariff = _tariff_in_force(sql, event.originator_id, started_at)
     cost = session_cost(tariff, energy_wh, duration) if tariff else None
     sql.run(

@@ -1,15 +1,18 @@
 """Reservations read model: every reservation of every charge point, with its status.
 
-Follows the same lifecycle as domain/reservations.py (Pending, Accepted,
-Rejected, Used, Cancelled, Expired) from the events that move it. Times are
-kept as OCPP text (UTC, milliseconds, 'Z'), which sorts correctly.
+Follows the same lifecycle as domain/reservation_book.py (Pending, Accepted,
+Rejected, Used, Cancelled, Expired) from the events that move it, each
+named for what happened (an answer's meaning is the domain's, see
+domain/call_outcomes.py). A status moves only from the statuses it may
+follow, so applying an event again changes nothing. Times are kept as OCPP
+text (UTC, milliseconds, 'Z'), which sorts correctly.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from domain import reservations
+from domain import reservation_book
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
 from projections.database import Reader, Sql
 
@@ -33,7 +36,7 @@ TABLES = {
 }
 
 Handler = Callable[[Any, Sql], None]
-OPEN = tuple(sorted(reservations.OPEN))
+OPEN = tuple(sorted(reservation_book.OPEN))
 
 
 def on_requested(event: Any, sql: Sql) -> None:
@@ -53,7 +56,7 @@ def on_requested(event: Any, sql: Sql) -> None:
             request["idTag"],
             request.get("parentIdTag"),
             format_ocpp_time(parse_ocpp_time(request["expiryDate"])),
-            reservations.PENDING,
+            reservation_book.PENDING,
             format_ocpp_time(event.requested_at),
         ),
     )
@@ -69,40 +72,34 @@ def _set(sql: Sql, event: Any, reservation_id: int, status: str, only_from: tupl
     )
 
 
-def on_call_answered(event: Any, sql: Sql) -> None:
-    if event.action == "ReserveNow":
-        status = event.reply["status"]
-        accepted = reservations.ACCEPTED if status == reservations.ACCEPTED else reservations.REJECTED
-        _set(sql, event, event.request["reservationId"], accepted, (reservations.PENDING,), reply_status=status)
-    elif event.action == "CancelReservation" and event.reply["status"] == "Accepted":
-        _set(sql, event, event.request["reservationId"], reservations.CANCELLED, OPEN, reason="CancelReservation")
+def on_accepted(event: Any, sql: Sql) -> None:
+    _set(sql, event, event.reservation_id, reservation_book.ACCEPTED, (reservation_book.PENDING,),
+         reply_status=reservation_book.ACCEPTED)
 
 
-def on_call_failed(event: Any, sql: Sql) -> None:
-    # A lost connection may have delivered it: it stays Pending until it expires.
-    if event.action == "ReserveNow" and event.error_code != reservations.UNDELIVERED:
-        _set(sql, event, event.request["reservationId"], reservations.REJECTED, (reservations.PENDING,),
-             reply_status=event.error_code)
+def on_refused(event: Any, sql: Sql) -> None:
+    _set(sql, event, event.reservation_id, reservation_book.REJECTED, (reservation_book.PENDING,),
+         reply_status=event.reply_status)
 
 
 def on_used(event: Any, sql: Sql) -> None:
     # Used may follow Expired: an offline start timestamped before the expiry.
-    _set(sql, event, event.reservation_id, reservations.USED, (*OPEN, reservations.EXPIRED),
+    _set(sql, event, event.reservation_id, reservation_book.USED, (*OPEN, reservation_book.EXPIRED),
          transaction_id=event.transaction_id)
 
 
 def on_cancelled(event: Any, sql: Sql) -> None:
-    _set(sql, event, event.reservation_id, reservations.CANCELLED, OPEN, reason=event.reason)
+    _set(sql, event, event.reservation_id, reservation_book.CANCELLED, OPEN, reason=event.reason)
 
 
 def on_expired(event: Any, sql: Sql) -> None:
-    _set(sql, event, event.reservation_id, reservations.EXPIRED, OPEN)
+    _set(sql, event, event.reservation_id, reservation_book.EXPIRED, OPEN)
 
 
 HANDLERS: dict[str, Handler] = {
     "ReservationRequested": on_requested,
-    "CallAnswered": on_call_answered,
-    "CallFailed": on_call_failed,
+    "ReservationAccepted": on_accepted,
+    "ReservationRefused": on_refused,
     "ReservationUsed": on_used,
     "ReservationCancelled": on_cancelled,
     "ReservationExpired": on_expired,

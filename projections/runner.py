@@ -19,7 +19,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from adapters.store import EventStore, schema_lock
-from domain.chargepoint import topic
+from domain.chargepoint import ChargePoint, topic
 from domain.tariffs import TariffBook
 from projections import billing, reservations, status
 from projections.database import PositionMoved, ReadModelDatabase, Sql
@@ -42,6 +42,8 @@ FAILURES = {
         )""",
 }
 TABLES = {**FAILURES, **status.TABLES, **billing.TABLES, **reservations.TABLES}
+# Old ones imply events the read models take (ChargePoint.implied_events): always read.
+ANSWERS = frozenset({topic("CallAnswered"), topic("CallFailed")})
 
 
 def handlers_by_topic() -> dict[str, list[Handler]]:
@@ -52,6 +54,13 @@ def handlers_by_topic() -> dict[str, list[Handler]]:
     for name, handler in billing.TARIFF_HANDLERS.items():
         table.setdefault(f"{TariffBook.TOPIC}.{name}", []).append(handler)
     return table
+
+
+def _with_implied(event: Any) -> tuple[Any, ...]:
+    """The event, then the events it implied if it is an answer stored before
+    they were recorded beside it (domain/chargepoint_events.py)."""
+    implied = ChargePoint.implied_events(event)
+    return (event, *implied) if implied else (event,)
 
 
 def _apply(work: list[tuple[Any, list[Handler]]], sql: Sql) -> None:
@@ -112,9 +121,13 @@ class ReadModels:
                 expected += 1
         return taken
 
+    def _work(self, events: Iterable[Any]) -> list[tuple[Any, list[Handler]]]:
+        """Each event (and what an old answer implied) with the handlers of its topic."""
+        return [(each, self.handlers[topic]) for event in events for each in _with_implied(event)
+                if (topic := get_topic(type(each))) in self.handlers]
+
     def _apply_offered(self, offered: list[tuple[int, Any]]) -> bool:
-        work = [(event, self.handlers[topic]) for _, event in offered
-                if (topic := get_topic(type(event))) in self.handlers]
+        work = self._work(event for _, event in offered)
         self._tell_watchers_of(event for _, event in offered)
         try:
             self.db.apply(functools.partial(_apply, work), offered[-1][0], self.position)
@@ -181,7 +194,8 @@ class ReadModels:
 
     def _decode(self, notifications: Sequence[Notification]) -> list[tuple[Any, list[Handler]]]:
         mapper = self.store.app.mapper
-        return [(mapper.to_domain_event(n), self.handlers[n.topic]) for n in notifications if n.topic in self.handlers]
+        return self._work(mapper.to_domain_event(n) for n in notifications
+                          if n.topic in self.handlers or n.topic in ANSWERS)
 
     def _apply_alone(self, notification: Notification) -> None:
         """One event the read models cannot take is set aside, not allowed to stop them."""

@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 import orjson
 
-from domain.timestamps import format_ocpp_time
 from projections.database import Reader, Sql, storable
 
 TABLES = {
@@ -134,7 +133,7 @@ def on_connector_status(event: Any, sql: Sql) -> None:
             request["errorCode"],
             request.get("info"),
             request.get("vendorErrorCode"),
-            request.get("timestamp") or format_ocpp_time(event.received_at),
+            event.status_timestamp,
         ),
     )
     _touch(event, sql)
@@ -178,18 +177,14 @@ def on_diagnostics_status(event: Any, sql: Sql) -> None:
     _touch(event, sql)
 
 
-def on_call_answered(event: Any, sql: Sql) -> None:
-    version = None
-    if event.action == "GetLocalListVersion":
-        version = storable(event.reply.get("listVersion"))
-    elif event.action == "SendLocalList" and event.reply.get("status") == "Accepted":
-        version = event.request.get("listVersion")
+def on_local_list_version(event: Any, sql: Sql) -> None:
+    """The version the charge point reported or accepted."""
+    version = storable(event.list_version)
     if version is not None:
         sql.run(
             "UPDATE cp_status SET local_list_version = ? WHERE charge_point_id = ?",
             (version, event.originator_id),
         )
-    _touch(event, sql)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -208,8 +203,10 @@ HANDLERS: dict[str, Handler] = {
     "DataTransferReceived": _touch,
     "FirmwareStatusReported": on_firmware_status,
     "DiagnosticsStatusReported": on_diagnostics_status,
-    "CallAnswered": on_call_answered,
+    "CallAnswered": _touch,
     "CallFailed": _touch,
+    "LocalListVersionReported": on_local_list_version,
+    "LocalListUpdated": on_local_list_version,
 }
 
 

@@ -8,10 +8,20 @@ from eventsourcing.domain import CanMutateAggregate
 
 from adapters.store import EventStore, project_events
 from domain.chargepoint import ChargePoint
+from domain.idtags import tag_key
 
 
 def registered(charge_point_id: str = "CP-1", description: str = "") -> ChargePoint:
     return ChargePoint(id=charge_point_id, description=description, auto_registered=False)
+
+
+def is_charging(cp: ChargePoint, id_tag: str) -> bool:
+    """Whether the tag (in any case) has a transaction open on this charge point.
+
+    What ConcurrentTx needs in a story on one aggregate; the running system
+    asks adapters/service/authorization.py, which follows every charge point.
+    """
+    return any(tag_key(t["idTag"]) == tag_key(id_tag) for t in cp.open_transactions.values())
 
 
 def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:

@@ -13,14 +13,14 @@ from adapters.api.parameters import path_int, read_json_object, registered_id
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Query, Route
 from adapters.service.startup import CHARGE_POINTS, COMMANDS
-from domain import reservations
+from domain.reservation_book import STATUSES
 from projections.reservations import find_reservations
 
 
 async def list_reservations(request: web.Request) -> web.Response:
     status = request.query.get("status")
-    if status is not None and status not in reservations.STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(reservations.STATUSES)}")
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
     charge_point_id = request.query.get("chargePointId")
     if charge_point_id is not None:
         registered_id(request, charge_point_id)

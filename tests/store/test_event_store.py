@@ -1,4 +1,4 @@
-"""The event store on SQLite and PostgreSQL (adapters/store.py).
+"""The event store on SQLite and PostgreSQL (adapters/store/event_store.py).
 
 Snapshots must load the very state a replay gives, a stale writer must never
 overwrite history, and id blocks must never overlap: not across nodes sharing
@@ -20,7 +20,7 @@ from domain.chargepoint import ChargePoint
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
 from domain.records import Snapshot
-from tests.stories import loaded, replayed_from_the_event_table
+from tests.stories import is_charging, loaded, replayed_from_the_event_table
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ def a_day_of_charging(cp: ChargePoint, first_transaction_id: int, start_minute: 
     facts = Facts(
         now=NOW + timedelta(minutes=start_minute),
         heartbeat_interval=300,
-        id_tag_info=lambda tag: id_tag_info(registry.find(tag), NOW, cp.has_open_transaction_for(tag)),
+        id_tag_info=lambda tag: id_tag_info(registry.find(tag), NOW, is_charging(cp, tag)),
         allocate_transaction_id=lambda: next(ids),
     )
     started_at = (NOW + timedelta(minutes=start_minute)).isoformat()

@@ -1,4 +1,4 @@
-"""Group commit: one writer thread, many actors' events per transaction (adapters/group_commit.py).
+"""Group commit: one writer thread, many actors' events per transaction (adapters/store/group_commit.py).
 
 Persist before you answer: a commit returns only once its events are stored,
 and a lost race fails only the actor that lost it.

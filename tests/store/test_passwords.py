@@ -1,4 +1,4 @@
-"""Charge point passwords, stored only as hashes (adapters/passwords.py, security profile 1)."""
+"""Charge point passwords, stored only as hashes (adapters/service/passwords.py, security profile 1)."""
 
 from __future__ import annotations
 

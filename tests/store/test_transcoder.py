@@ -1,4 +1,4 @@
-"""msgpack encoding of events and snapshots (adapters/transcoder.py).
+"""msgpack encoding of events and snapshots (adapters/store/transcoder.py).
 
 What goes into the store must come out equal: tz-aware times, UUIDs, Decimals
 (billing), integer dict keys (connector and transaction ids) and any nesting

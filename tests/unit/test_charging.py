@@ -18,7 +18,6 @@ from domain.charging import (
     drop_transaction_profiles,
     install_profile,
     validate_profile,
-    would_clear,
 )
 from domain.composite_schedule import composite_schedule
 
@@ -243,7 +242,7 @@ def test_a_stopped_transaction_takes_its_tx_profiles_with_it():
     assert [e["chargingProfile"]["chargingProfileId"] for e in by_connector] == [3, 4]
 
 
-# --- clear_profiles and would_clear ----------------------------------------------------
+# --- clear_profiles --------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -281,11 +280,11 @@ def test_clearing_without_criteria_clears_everything(four_profiles):
     assert (remaining, ids(removed)) == ([], [1, 2, 3, 4])
 
 
-def test_would_clear_tells_accepted_from_unknown(four_profiles):
-    assert would_clear(four_profiles, id=4)
-    assert not would_clear(four_profiles, id=99)
-    assert not would_clear(four_profiles, connector_id=1, purpose="ChargePointMaxProfile")
-    assert not would_clear([])
+def test_clearing_what_is_not_installed_removes_nothing(four_profiles):
+    for criteria in ({"id": 99}, {"connector_id": 1, "purpose": "ChargePointMaxProfile"}):
+        remaining, removed = clear_profiles(four_profiles, **criteria)
+        assert (ids(remaining), removed) == ([1, 2, 3, 4], [])
+    assert clear_profiles([]) == ([], [])
 
 
 # --- composite_schedule ----------------------------------------------------------------

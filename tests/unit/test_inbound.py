@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from domain.chargepoint import ChargePoint, Payload
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts, VendorHandler
-from tests.stories import registered, replayed
+from tests.stories import is_charging, registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, 0, 123456, tzinfo=UTC)
 NOW_TEXT = "2024-03-04T10:00:00.123Z"  # OCPP-J time: UTC, milliseconds, Z
@@ -55,7 +55,7 @@ class World:
             now=self.now,
             heartbeat_interval=HEARTBEAT_INTERVAL,
             id_tag_info=lambda id_tag: id_tag_info(
-                self.registry.find(id_tag), self.now, cp.has_open_transaction_for(id_tag)
+                self.registry.find(id_tag), self.now, is_charging(cp, id_tag)
             ),
             allocate_transaction_id=self.ids,
             vendor_handlers=self.vendor_handlers,
@@ -174,6 +174,7 @@ def test_a_connector_status_is_kept_with_the_charge_points_own_timestamp() -> No
         "status": "Faulted", "errorCode": "GroundFailure", "info": "RCD tripped", "vendorId": "com.acme",
         "vendorErrorCode": "E17", "timestamp": "2024-03-04T09:59:00Z", "transactionId": None,
     }
+    assert recorded(cp).status_timestamp == "2024-03-04T09:59:00Z"  # as sent: consumers read it from the event
 
 
 def test_connector_0_is_the_whole_charge_point_not_a_connector() -> None:
@@ -190,7 +191,7 @@ def test_a_status_without_a_timestamp_takes_the_time_we_received_it() -> None:
 
     handle(cp, "StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"}, World())
 
-    assert cp.connectors[1]["timestamp"] == NOW_TEXT  # then
+    assert cp.connectors[1]["timestamp"] == recorded(cp).status_timestamp == NOW_TEXT  # then
 
 
 def test_a_status_change_leaves_the_connectors_transaction_alone() -> None:
@@ -360,7 +361,7 @@ def test_a_stop_closes_the_transaction_with_its_energy_and_frees_the_connector()
     assert (stopped["energyWh"], stopped["meterStop"], stopped["stopTimestamp"]) == (3500, 4500, STOPPED_AT)
     assert stopped["stopReason"] == "Local"  # OCPP's default reason
     assert stopped["flags"] == []
-    assert (recorded(cp).energy_wh, recorded(cp).flags) == (3500, [])
+    assert (recorded(cp).energy_wh, recorded(cp).duration_seconds, recorded(cp).flags) == (3500, 45 * 60, [])
 
 
 def test_a_stop_of_an_unknown_transaction_is_answered_and_flagged() -> None:
@@ -369,7 +370,8 @@ def test_a_stop_of_an_unknown_transaction_is_answered_and_flagged() -> None:
     reply = handle(cp, "StopTransaction", stop_request(404, reason="PowerLoss"), World())  # when
 
     assert reply == {}  # then: never refused
-    assert (recorded(cp).flags, recorded(cp).energy_wh) == (["unknown_transaction"], None)
+    assert (recorded(cp).flags, recorded(cp).energy_wh, recorded(cp).duration_seconds) == (
+        ["unknown_transaction"], None, None)
     assert cp.find_transaction(404) is None
 
 
@@ -381,7 +383,8 @@ def test_a_repeated_stop_is_answered_and_flagged_and_not_billed_twice() -> None:
     reply = handle(cp, "StopTransaction", stop_request(transaction_id, meter_stop=9999), world, "stop-2")  # when
 
     assert reply == {}  # then
-    assert (recorded(cp).flags, recorded(cp).energy_wh) == (["repeated_stop"], None)
+    assert (recorded(cp).flags, recorded(cp).energy_wh, recorded(cp).duration_seconds) == (
+        ["repeated_stop"], None, None)
     assert [t["transactionId"] for t in cp.recent_transactions] == [transaction_id]
     assert cp.recent_transactions[0]["meterStop"] == 4500
 

@@ -8,7 +8,6 @@ follow their transaction; and how an UpdateFirmware is followed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Sequence
 
 import pytest
@@ -60,7 +59,7 @@ def stop(cp: ChargePoint, transaction_id: int) -> None:
     cp.stop_transaction(
         message_id=f"stop-{transaction_id}",
         request={"transactionId": transaction_id, "meterStop": 10, "timestamp": "2024-03-04T09:30:00Z"},
-        reply={}, received_at=NOW, flags=[], energy_wh=Decimal(10),
+        reply={}, received_at=NOW, flags=[], energy_wh=10, duration_seconds=30 * 60,
     )
 
 

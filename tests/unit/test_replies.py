@@ -52,11 +52,21 @@ def test_outcomes_keep_the_answer_with_what_was_asked_and_survive_replay_and_sna
         assert vars(copy) == vars(cp)
 
 
-def test_a_charge_point_that_never_answered_such_a_command_has_no_outcomes_and_reading_adds_none():
+def test_a_charge_point_that_never_answered_such_a_command_has_no_outcomes():
     cp = answered(("GetLocalListVersion", {}, {"listVersion": 2}))
 
-    assert command_outcomes(cp) == {}
-    assert "command_outcomes" not in vars(cp)  # a view must not change the aggregate
+    assert command_outcomes(cp) == cp.command_outcomes == {}
+
+
+def test_a_snapshot_from_before_outcomes_were_declared_is_upcast_keeping_any_it_had():
+    never_answered: dict[str, Any] = {"description": ""}  # given snapshots of class_version 2
+    answered_once: dict[str, Any] = {"command_outcomes": {"ClearCache": {"status": "Accepted"}}}
+
+    for state in (never_answered, answered_once):  # when
+        ChargePoint.upcast_v2_v3(state)
+
+    assert never_answered["command_outcomes"] == {}  # then
+    assert answered_once["command_outcomes"] == {"ClearCache": {"status": "Accepted"}}
 
 
 def test_an_authorization_key_is_hidden_in_the_configuration_whatever_its_spelling():

@@ -1,4 +1,4 @@
-"""Reservations on the aggregate (domain/reservations.py, outbound.py, inbound.py).
+"""Reservations on the aggregate (domain/reservation_book.py, outbound.py, inbound.py).
 
 Each story: a reservation is asked for, answered and then used, cancelled or
 expired; the state is checked, and so is a replay of the recorded events.
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from domain import reservations
+from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
@@ -222,15 +222,15 @@ def test_an_offline_start_from_before_the_expiry_uses_an_expired_reservation():
 
 
 def test_only_the_most_recent_ended_reservations_are_kept():
-    book: reservations.Book = {}
-    for reservation_id in range(reservations.CLOSED_KEPT + 10):
+    book: reservation_book.Book = {}
+    for reservation_id in range(reservation_book.CLOSED_KEPT + 10):
         request = {"reservationId": reservation_id, "connectorId": 1, "idTag": "T",
                    "expiryDate": format_ocpp_time(EXPIRY)}
-        book = reservations.booked(book, reservations.requested(request, NOW))
+        book = reservation_book.booked(book, reservation_book.requested(request, NOW))
         if reservation_id:
-            book = reservations.changed(book, reservation_id, reservations.EXPIRED)
-    assert len(book) == reservations.CLOSED_KEPT + 1  # the open one and the last 100 ended
-    assert 0 in book and 1 not in book and reservations.CLOSED_KEPT + 9 in book
+            book = reservation_book.changed(book, reservation_id, reservation_book.EXPIRED)
+    assert len(book) == reservation_book.CLOSED_KEPT + 1  # the open one and the last 100 ended
+    assert 0 in book and 1 not in book and reservation_book.CLOSED_KEPT + 9 in book
 
 
 def test_a_snapshot_from_before_reservations_existed_is_upcast():

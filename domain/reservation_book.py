@@ -6,7 +6,7 @@ and keyed by reservationId. Its status:
 - Pending: ReserveNow sent, no answer yet (a timed-out call stays Pending);
 - Accepted: the charge point holds it;
 - Rejected: it answered Faulted, Occupied, Rejected or Unavailable (kept in
-  ``replyStatus``), or a CALLERROR;
+  ``replyStatus``), or a CALLERROR (what an answer means: domain/call_outcomes.py);
 - Used: a StartTransaction took it;
 - Cancelled: CancelReservation was accepted, or its connector went Faulted or
   Unavailable;
@@ -64,23 +64,6 @@ def requested(request: Payload, requested_at: datetime) -> Payload:
 def booked(book: Book, reservation: Payload) -> Book:
     # 5.13: a ReserveNow with a known reservationId replaces that reservation.
     return pruned({**without(book, reservation["reservationId"]), reservation["reservationId"]: reservation})
-
-
-def answered(book: Book, reservation_id: int, reply_status: str) -> Book:
-    """The book after the charge point answered ReserveNow."""
-    reservation = book.get(reservation_id)
-    if reservation is None or reservation["status"] != PENDING:
-        return book
-    status = ACCEPTED if reply_status == ACCEPTED else REJECTED
-    return changed(book, reservation_id, status, replyStatus=reply_status)
-
-
-def failed(book: Book, reservation_id: int, error_code: str) -> Book:
-    """The book after ReserveNow got a CALLERROR."""
-    reservation = book.get(reservation_id)
-    if reservation is None or reservation["status"] != PENDING or error_code == UNDELIVERED:
-        return book
-    return changed(book, reservation_id, REJECTED, replyStatus=error_code)
 
 
 def changed(book: Book, reservation_id: int, status: str, **fields: Any) -> Book:

@@ -1,0 +1,124 @@
+"""What a charge point's answer to a central-system call means, in the domain's words.
+
+Every call is recorded as an exchange (CallSent, then CallAnswered, CallFailed
+or CallTimedOut). What an answer means for a reservation or the Local
+Authorization List is recorded beside it, as an event named for what happened:
+
+| call, answer | event beside the exchange |
+|---|---|
+| ReserveNow, Accepted | ReservationAccepted(reservation_id, accepted_at) |
+| ReserveNow, another status | ReservationRefused(reservation_id, reply_status, refused_at) |
+| ReserveNow, a CALLERROR but ConnectionLost | ReservationRefused(reply_status=the error code) |
+| CancelReservation, Accepted | ReservationCancelled(reservation_id, reason, cancelled_at) |
+| GetLocalListVersion | LocalListVersionReported(list_version, reported_at) |
+| SendLocalList, Accepted | LocalListUpdated(list_version, update_type, entries, updated_at) |
+
+(ConnectionLost, our own code for a connection lost before the answer, is no
+refusal: the ReserveNow may have arrived, so the reservation stays Pending.
+The reason of a cancellation by CancelReservation is "CancelReservation".)
+
+This module is the one place that meaning is worked out, for new answers and
+for old ones alike:
+
+- ChargePoint.record_call_answer and record_call_error record what of_answer
+  and of_error say, where it still applies (``still_applies``: an answer
+  to a reservation that no longer waits for one changes nothing);
+- CallAnswered and CallFailed events stored before these events existed
+  (class_version 1) are upcast with what they implied, under ``implied``
+  (``imply_answer``, ``imply_error``; domain/chargepoint_events.py). The
+  aggregate applies those as it replays them, and the read models take them
+  as the events they imply (ChargePoint.implied_events), so no consumer
+  looks into a reply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from domain import reservation_book
+
+Payload = dict[str, Any]
+Outcome = tuple[str, Payload]  # an event's name and its fields
+
+IMPLIED = "implied"  # what an answer stored as class_version 1 implied, added as it is read
+
+
+def of_answer(action: str, request: Payload, reply: Payload, received_at: datetime) -> list[Outcome]:
+    """What the CALLRESULT ``reply`` to ``action`` means."""
+    meaning = MEANING_OF_ANSWERS.get(action)
+    return meaning(request, reply, received_at) if meaning is not None else []
+
+
+def _reserve_now(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    if reply["status"] == reservation_book.ACCEPTED:
+        return [("ReservationAccepted", {"reservation_id": request["reservationId"], "accepted_at": at})]
+    return [_refused(request, reply["status"], at)]
+
+
+def _cancel_reservation(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    if reply["status"] != "Accepted":
+        return []
+    return [("ReservationCancelled", {"reservation_id": request["reservationId"], "reason": "CancelReservation",
+                                      "cancelled_at": at})]
+
+
+def _get_local_list_version(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    return [("LocalListVersionReported", {"list_version": reply["listVersion"], "reported_at": at})]
+
+
+def _send_local_list(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    # Failed, NotSupported and VersionMismatch leave the list and its version as they were.
+    if reply["status"] != "Accepted":
+        return []
+    return [("LocalListUpdated", {"list_version": request["listVersion"], "update_type": request["updateType"],
+                                  "entries": request.get("localAuthorizationList", []), "updated_at": at})]
+
+
+MEANING_OF_ANSWERS: dict[str, Callable[[Payload, Payload, datetime], list[Outcome]]] = {
+    "ReserveNow": _reserve_now,
+    "CancelReservation": _cancel_reservation,
+    "GetLocalListVersion": _get_local_list_version,
+    "SendLocalList": _send_local_list,
+}
+
+
+def of_error(action: str, request: Payload, error_code: str, received_at: datetime) -> list[Outcome]:
+    """What a CALLERROR to ``action`` means."""
+    if action == "ReserveNow" and error_code != reservation_book.UNDELIVERED:
+        return [_refused(request, error_code, received_at)]
+    return []
+
+
+def still_applies(outcome: Outcome, book: reservation_book.Book) -> bool:
+    """Whether an outcome changes anything: a reservation's answer only while
+    it waits for one (Pending), a cancellation only while it is open."""
+    name, fields = outcome
+    if "reservation_id" not in fields:
+        return True
+    reservation = book.get(fields["reservation_id"])
+    if reservation is None:
+        return False
+    if name == "ReservationCancelled":
+        return reservation["status"] in reservation_book.OPEN
+    return bool(reservation["status"] == reservation_book.PENDING)
+
+
+def imply_answer(state: Payload) -> None:
+    """Upcasts a CallAnswered stored before outcome events existed."""
+    _imply(state, of_answer(state["action"], state["request"], state["reply"], state["received_at"]))
+
+
+def imply_error(state: Payload) -> None:
+    """Upcasts a CallFailed stored before outcome events existed."""
+    _imply(state, of_error(state["action"], state["request"], state["error_code"], state["received_at"]))
+
+
+def _imply(state: Payload, outcomes: list[Outcome]) -> None:
+    if outcomes:  # most answers imply nothing; their history stays as it was
+        state[IMPLIED] = outcomes
+
+
+def _refused(request: Payload, reply_status: str, received_at: datetime) -> Outcome:
+    return ("ReservationRefused", {"reservation_id": request["reservationId"], "reply_status": reply_status,
+                                   "refused_at": received_at})
