@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from domain.session_totals import carried_by, session_totals
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
-from projections.database import Reader, Sql, storable
+from projections.database import Reader, Sql, Update, storable
 
 TABLES = {
     "billing_transactions": """
@@ -73,7 +73,6 @@ TABLES = {
         FROM daily_usage d""",
 }
 
-Handler = Callable[[Any, Sql], None]
 
 
 def on_transaction_started(event: Any, sql: Sql) -> None:
@@ -211,11 +210,12 @@ def _as_datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else parse_ocpp_time(value)
 
 
-HANDLERS: dict[str, Handler] = {
+# Event name -> how it changes this read model.
+UPDATES: dict[str, Update] = {
     "TransactionStarted": on_transaction_started,
     "TransactionStopped": on_transaction_stopped,
 }
-TARIFF_HANDLERS: dict[str, Handler] = {"TariffSet": on_tariff_set}
+TARIFF_UPDATES: dict[str, Update] = {"TariffSet": on_tariff_set}
 
 
 def transaction_view(row: dict[str, Any]) -> dict[str, Any]:

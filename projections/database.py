@@ -93,6 +93,10 @@ class Sql:
         return rows[0] if rows else None
 
 
+# How one event changes a read model, inside the batch's transaction.
+Update = Callable[[Any, Sql], None]
+
+
 # Integers a charge point sends (meter registers, connector and reservation
 # ids) are JSON integers of any size; a read-model column holds 64 bits.
 BIGINT = range(-(2**63), 2**63)

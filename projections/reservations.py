@@ -10,11 +10,11 @@ text (UTC, milliseconds, 'Z'), which sorts correctly.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from domain import reservation_book
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
-from projections.database import Reader, Sql
+from projections.database import Reader, Sql, Update
 
 TABLES = {
     "reservations": """
@@ -35,7 +35,6 @@ TABLES = {
         CREATE INDEX IF NOT EXISTS reservations_by_status ON reservations (status, expiry_date)""",
 }
 
-Handler = Callable[[Any, Sql], None]
 OPEN = tuple(sorted(reservation_book.OPEN))
 
 
@@ -96,7 +95,8 @@ def on_expired(event: Any, sql: Sql) -> None:
     _set(sql, event, event.reservation_id, reservation_book.EXPIRED, OPEN)
 
 
-HANDLERS: dict[str, Handler] = {
+# Event name -> how it changes this read model.
+UPDATES: dict[str, Update] = {
     "ReservationRequested": on_requested,
     "ReservationAccepted": on_accepted,
     "ReservationRefused": on_refused,

@@ -22,14 +22,13 @@ from adapters.store import EventStore, schema_lock
 from domain.chargepoint import ChargePoint, topic
 from domain.tariffs import TariffBook
 from projections import billing, reservations, status
-from projections.database import PositionMoved, ReadModelDatabase, Sql
+from projections.database import PositionMoved, ReadModelDatabase, Sql, Update
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000
 GATHER_SECONDS = 0.1
 MAX_OFFERED = 50_000  # beyond this the follower reads back from the store
-Handler = Callable[[Any, Sql], None]
 
 FAILURES = {
     "read_model_failures": """
@@ -46,13 +45,13 @@ TABLES = {**FAILURES, **status.TABLES, **billing.TABLES, **reservations.TABLES}
 ANSWERS = frozenset({topic("CallAnswered"), topic("CallFailed")})
 
 
-def handlers_by_topic() -> dict[str, list[Handler]]:
-    table: dict[str, list[Handler]] = {}
-    for module_handlers in (status.HANDLERS, billing.HANDLERS, reservations.HANDLERS):
-        for name, handler in module_handlers.items():
-            table.setdefault(topic(name), []).append(handler)
-    for name, handler in billing.TARIFF_HANDLERS.items():
-        table.setdefault(f"{TariffBook.TOPIC}.{name}", []).append(handler)
+def updates_by_topic() -> dict[str, list[Update]]:
+    table: dict[str, list[Update]] = {}
+    for module_updates in (status.UPDATES, billing.UPDATES, reservations.UPDATES):
+        for name, update in module_updates.items():
+            table.setdefault(topic(name), []).append(update)
+    for name, update in billing.TARIFF_UPDATES.items():
+        table.setdefault(f"{TariffBook.TOPIC}.{name}", []).append(update)
     return table
 
 
@@ -63,10 +62,10 @@ def _with_implied(event: Any) -> tuple[Any, ...]:
     return (event, *implied) if implied else (event,)
 
 
-def _apply(work: list[tuple[Any, list[Handler]]], sql: Sql) -> None:
-    for event, handlers in work:
-        for handler in handlers:
-            handler(event, sql)
+def _apply(work: list[tuple[Any, list[Update]]], sql: Sql) -> None:
+    for event, updates in work:
+        for update in updates:
+            update(event, sql)
 
 
 def _set_aside(notification: Notification, error: str, sql: Sql) -> None:
@@ -83,7 +82,7 @@ class ReadModels:
         self.store = store
         with schema_lock(store.config):
             self.db = ReadModelDatabase(store.config, TABLES)
-        self.handlers = handlers_by_topic()
+        self.updates = updates_by_topic()
         self.position = self.db.position()
         self._wake = threading.Event()
         self._urgent = threading.Event()
@@ -121,10 +120,10 @@ class ReadModels:
                 expected += 1
         return taken
 
-    def _work(self, events: Iterable[Any]) -> list[tuple[Any, list[Handler]]]:
-        """Each event (and what an old answer implied) with the handlers of its topic."""
-        return [(each, self.handlers[topic]) for event in events for each in _with_implied(event)
-                if (topic := get_topic(type(each))) in self.handlers]
+    def _work(self, events: Iterable[Any]) -> list[tuple[Any, list[Update]]]:
+        """Each event (and what an old answer implied) with the updates of its topic."""
+        return [(each, self.updates[topic]) for event in events for each in _with_implied(event)
+                if (topic := get_topic(type(each))) in self.updates]
 
     def _apply_offered(self, offered: list[tuple[int, Any]]) -> bool:
         work = self._work(event for _, event in offered)
@@ -192,10 +191,10 @@ class ReadModels:
             if callback is not None:
                 self._loop.call_soon_threadsafe(callback, event.originator_version)
 
-    def _decode(self, notifications: Sequence[Notification]) -> list[tuple[Any, list[Handler]]]:
+    def _decode(self, notifications: Sequence[Notification]) -> list[tuple[Any, list[Update]]]:
         mapper = self.store.app.mapper
         return self._work(mapper.to_domain_event(n) for n in notifications
-                          if n.topic in self.handlers or n.topic in ANSWERS)
+                          if n.topic in self.updates or n.topic in ANSWERS)
 
     def _apply_alone(self, notification: Notification) -> None:
         """One event the read models cannot take is set aside, not allowed to stop them."""

@@ -7,11 +7,11 @@ connector's status and current transaction.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
-from projections.database import Reader, Sql, storable
+from projections.database import Reader, Sql, Update, storable
 
 TABLES = {
     "cp_status": """
@@ -44,7 +44,6 @@ TABLES = {
         )""",
 }
 
-Handler = Callable[[Any, Sql], None]
 
 
 def _touch(event: Any, sql: Sql) -> None:
@@ -187,7 +186,8 @@ def on_local_list_version(event: Any, sql: Sql) -> None:
         )
 
 
-HANDLERS: dict[str, Handler] = {
+# Event name -> how it changes this read model.
+UPDATES: dict[str, Update] = {
     "Registered": on_registered,
     "DetailsUpdated": on_details_updated,
     "Connected": on_connected,
