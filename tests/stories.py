@@ -38,3 +38,8 @@ def loaded(store: EventStore, charge_point_id: str) -> Any:
 def replayed_from_the_event_table(store: EventStore, charge_point_id: str) -> Any:
     # Straight from the event table: no snapshot can take part.
     return project_events(None, store.app.events.get(charge_point_id))
+
+
+def event_names(store: EventStore, charge_point_id: str) -> list[str]:
+    """The names of a charge point's stored events, oldest first."""
+    return [type(event).__name__ for event in store.history(charge_point_id)]
