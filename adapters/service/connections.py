@@ -43,6 +43,7 @@ class Connections:
         self._now = clock
         self._passwords = VerifiedPasswords()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._leaving: set[Session] = set()  # sessions whose Disconnected is being committed
 
     async def admit(self, charge_point_id: str, authorization: str | None) -> None:
         """Checks a WebSocket handshake; raises Refused with 400, 401 or 404."""
@@ -95,8 +96,15 @@ class Connections:
                 raise
 
     async def disconnect(self, session: Session, reason: str) -> None:
+        """Records the session's end once, however many see it end; returns when it is recorded."""
         if self._sessions.get(session.id) is not session:
             return
+        if session in self._leaving:
+            # Its end is being recorded already (its endpoint saw the socket close
+            # while a takeover gave up waiting): one Disconnected, then go on.
+            await session.gone.wait()
+            return
+        self._leaving.add(session)
         try:
             await session.change(lambda cp: cp.disconnect(reason=reason, disconnected_at=self._now()))
         except Exception:
@@ -104,6 +112,7 @@ class Connections:
         finally:
             await session.stop()
             self._sessions.remove(session)
+            self._leaving.discard(session)
             session.gone.set()
 
     async def close_sockets(self) -> None:

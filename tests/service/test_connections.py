@@ -175,12 +175,6 @@ async def ready_callbacks_run() -> None:
     await turn
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Connections.disconnect checks that the session is still registered, awaits its Disconnected commit, and only "
-    "then removes it: a second disconnect of the same session meanwhile passes the check too and records a second "
-    "Disconnected for one connection (e.g. a takeover whose TAKEOVER_WAIT ran out while the endpoint's own "
-    "disconnect was still being committed)"
-))
 async def test_a_connection_whose_end_is_seen_twice_while_it_is_being_recorded_has_one_disconnection(
     connections: Connections, charge_points: ChargePoints, store: EventStore
 ) -> None:
