@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import call_outcomes
-from domain.records import TextIdEvent
+from domain.event_bases import TextIdEvent
 from domain.state_shapes import status_time_of
 
 Payload = dict[str, Any]

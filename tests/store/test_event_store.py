@@ -17,9 +17,9 @@ import pytest
 from adapters.service.transaction_ids import BLOCK_SIZE, TransactionIds
 from adapters.store import ConflictError, EventStore, project_events
 from domain.chargepoint import ChargePoint
+from domain.event_bases import Snapshot
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts
-from domain.records import Snapshot
 from tests.stories import is_charging, loaded, replayed_from_the_event_table
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
