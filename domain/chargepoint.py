@@ -16,29 +16,33 @@ from typing import Any, Sequence
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain import call_outcomes, chargepoint_events, reservation_book
+from domain import call_outcomes, chargepoint_events, reservation_book, transactions
 from domain.chargepoint_events import ChargePointEvent, topic
-from domain.charging import drop_transaction_profiles, install_profile
+from domain.charging import drop_transaction_profiles, install_profile, remote_start_tx_profile
 from domain.composite_schedule import composite_schedule
-from domain.idtags import tag_key
-from domain.local_list import list_after_version_report, updated_list
+from domain.local_list import LocalList, list_after_version_report, updated_list
 from domain.replies import LEARNED_FROM_REPLIES
 from domain.state_shapes import (
+    ConfigurationEntry,
+    Connector,
+    FirmwareUpdate,
+    InstalledProfile,
+    StoppedTransaction,
+    Transaction,
+    WaitingProfile,
     connector_status,
+    firmware_update_failed,
     firmware_update_reported,
     firmware_update_sent,
-    is_same_start,
     new_connector,
     open_transaction,
     stopped_transaction,
 )
 from domain.timestamps import parse_ocpp_time
 
-RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
-
 Payload = dict[str, Any]
 # topic() lives with the event classes; callers keep importing it from here.
-__all__ = ["RECENT_TRANSACTIONS_KEPT", "ChargePoint", "Payload", "topic"]
+__all__ = ["ChargePoint", "Payload", "topic"]
 
 
 class ChargePoint(BaseAggregate[str]):
@@ -62,20 +66,20 @@ class ChargePoint(BaseAggregate[str]):
         self.online = False
         self.last_seen: datetime | None = None
         self.boot_info: Payload | None = None
-        self.connectors: dict[int, Payload] = {}
-        self.open_transactions: dict[int, Payload] = {}
-        self.recent_transactions: list[Payload] = []
+        self.connectors: dict[int, Connector] = {}
+        self.open_transactions: dict[int, Transaction] = {}
+        self.recent_transactions: list[StoppedTransaction] = []
         self.firmware_status: str | None = None
         self.diagnostics_status: str | None = None
         self.local_list_version: int | None = None
-        self.configuration: dict[str, Payload] = {}
+        self.configuration: dict[str, ConfigurationEntry] = {}
         self.availability: dict[int, str] = {}
-        self.charging_profiles: list[Payload] = []  # {"connectorId", "chargingProfile"} entries
+        self.charging_profiles: list[InstalledProfile] = []
         # Profiles of accepted RemoteStartTransactions, by idTag key, until their transaction starts.
-        self.remote_start_profiles: dict[str, Payload] = {}
+        self.remote_start_profiles: dict[str, WaitingProfile] = {}
         self.reservations: reservation_book.Book = {}
-        self.local_list: dict[str, Payload] | None = None  # what the charge point holds; None: unknown
-        self.firmware_update: Payload | None = None  # the last UpdateFirmware and how it went
+        self.local_list: LocalList | None = None  # what the charge point holds; None: unknown
+        self.firmware_update: FirmwareUpdate | None = None  # the last UpdateFirmware and how it went
         self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
 
     @staticmethod
@@ -133,7 +137,8 @@ class ChargePoint(BaseAggregate[str]):
     def change_connector_status(
         self, message_id: str, request: Payload, reply: Payload, received_at: datetime, status_timestamp: str
     ) -> None:
-        self.connector(request["connectorId"]).update(connector_status(request, status_timestamp))
+        connector_id = request["connectorId"]
+        self.connectors[connector_id] = {**self.connector(connector_id), **connector_status(request, status_timestamp)}
         self.last_seen = received_at
 
     @event("AuthorizationChecked", topic="ampledger:ChargePoint.AuthorizationChecked")
@@ -154,12 +159,10 @@ class ChargePoint(BaseAggregate[str]):
     ) -> None:
         self.open_transactions[transaction_id] = open_transaction(request, reply, transaction_id, flags)
         self.connector(request["connectorId"])["transactionId"] = transaction_id
-        profile = self._take_remote_start_profile(request)
+        self.remote_start_profiles, profile = remote_start_tx_profile(self.remote_start_profiles, request,
+                                                                      transaction_id)
         if profile is not None:
-            # OCPP 1.6 section 5.11: a remote start's profile is this transaction's TxProfile.
-            self.charging_profiles = install_profile(
-                self.charging_profiles, request["connectorId"], dict(profile, transactionId=transaction_id)
-            )
+            self.charging_profiles = install_profile(self.charging_profiles, request["connectorId"], profile)
         self.last_seen = received_at
 
     @event("TransactionStartRepeated", topic="ampledger:ChargePoint.TransactionStartRepeated")
@@ -177,7 +180,7 @@ class ChargePoint(BaseAggregate[str]):
         started = self.open_transactions.pop(transaction_id, None)
         if started is not None:
             stopped = stopped_transaction(started, request, energy_wh, flags)
-            self.recent_transactions = (self.recent_transactions + [stopped])[-RECENT_TRANSACTIONS_KEPT:]
+            self.recent_transactions = transactions.kept_after_stop(self.recent_transactions, stopped)
             connector = self.connector(started["connectorId"])
             if connector.get("transactionId") == transaction_id:
                 connector["transactionId"] = None
@@ -259,9 +262,8 @@ class ChargePoint(BaseAggregate[str]):
     def _call_failed(self, message_id: str, action: str, request: Payload, error_code: str, error_description: str,
                      error_details: Payload, received_at: datetime,
                      implied: Sequence[call_outcomes.Outcome] = ()) -> None:
-        update = self.firmware_update
-        if action == "UpdateFirmware" and update is not None and update.get("messageId") == message_id:
-            self.firmware_update = dict(update, state="failed", error=error_code)
+        if action == "UpdateFirmware":
+            self.firmware_update = firmware_update_failed(self.firmware_update, message_id, error_code)
         self.last_seen = received_at
         self._apply_implied(implied, received_at)
 
@@ -357,41 +359,13 @@ class ChargePoint(BaseAggregate[str]):
 
     # ---- queries ---------------------------------------------------------------
 
-    def active_transaction_ids(self) -> dict[int, int]:
-        """connectorId -> the transaction running on it."""
-        return {t["connectorId"]: transaction_id for transaction_id, t in self.open_transactions.items()}
-
-    def _take_remote_start_profile(self, request: Payload) -> Payload | None:
-        key = tag_key(request["idTag"])
-        waiting = self.remote_start_profiles.get(key)
-        if waiting is None or waiting["connectorId"] not in (None, request["connectorId"]):
-            return None
-        del self.remote_start_profiles[key]
-        return dict(waiting["chargingProfile"])
-
-    def connector(self, connector_id: int) -> Payload:
+    def connector(self, connector_id: int) -> Connector:
         return self.connectors.setdefault(connector_id, new_connector())
-
-    def find_transaction(self, transaction_id: int) -> Payload | None:
-        if transaction_id in self.open_transactions:
-            return self.open_transactions[transaction_id]
-        for transaction in self.recent_transactions:
-            if transaction["transactionId"] == transaction_id:
-                return transaction
-        return None
-
-    def find_started_transaction(self, request: Payload) -> Payload | None:
-        """A transaction this StartTransaction already started (a retry, see is_same_start)."""
-        earlier = [*self.open_transactions.values(), *self.recent_transactions]
-        return next((transaction for transaction in earlier if is_same_start(transaction, request)), None)
 
     def composite_schedule(self, connector_id: int, start: datetime, duration: int, unit: str | None) -> Payload:
         """The schedule the installed profiles give a connector from ``start`` (OCPP 1.6 section 3.13)."""
-        transaction_id = self.connectors.get(connector_id, {}).get("transactionId")
-        transaction = self.open_transactions.get(transaction_id) if transaction_id is not None else None
+        transaction = transactions.running_on(self.connectors, self.open_transactions, connector_id)
         # Relative profiles count from the start of the connector's transaction (3.13.1).
         transaction_start = parse_ocpp_time(transaction["startTimestamp"]) if transaction else None
-        return composite_schedule(
-            self.charging_profiles, connector_id, start, duration, unit, transaction_start,
-            transaction_id if transaction else None,
-        )
+        return composite_schedule(self.charging_profiles, connector_id, start, duration, unit, transaction_start,
+                                  transaction["transactionId"] if transaction else None)

@@ -13,10 +13,11 @@ import math
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from domain.idtags import tag_key
+from domain.state_shapes import InstalledProfile, Profile, WaitingProfile
 from domain.timestamps import parse_ocpp_time
 
-Profile = dict[str, Any]
-Entry = dict[str, Any]
+Entry = InstalledProfile  # one profile of the installed set
 
 CHARGE_POINT_MAX = "ChargePointMaxProfile"
 TX_DEFAULT = "TxDefaultProfile"
@@ -117,6 +118,23 @@ def drop_transaction_profiles(
         return bool(profile.get("transactionId") == transaction_id or entry["connectorId"] == connector_id)
 
     return [entry for entry in installed if not belongs(entry)]
+
+
+def remote_start_tx_profile(
+    waiting: dict[str, WaitingProfile], request: dict[str, Any], transaction_id: int
+) -> tuple[dict[str, WaitingProfile], Profile | None]:
+    """(the profiles still waiting, the TxProfile of the transaction the StartTransaction `request` starts).
+
+    OCPP 1.6 section 5.11: the profile of an accepted RemoteStartTransaction
+    waits, by idTag key, for the transaction that start begins, on the
+    connector it named (or any, when it named none).
+    """
+    key = tag_key(request["idTag"])
+    taken = waiting.get(key)
+    if taken is None or taken["connectorId"] not in (None, request["connectorId"]):
+        return waiting, None
+    remaining = {other: profile for other, profile in waiting.items() if other != key}
+    return remaining, dict(taken["chargingProfile"], transactionId=transaction_id)
 
 
 def clear_profiles(

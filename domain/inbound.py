@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping
 
-from domain import reservation_book
+from domain import reservation_book, transactions
 from domain.chargepoint import ChargePoint, Payload
 from domain.metering import energy_readings
 from domain.session_totals import stop_totals
@@ -71,7 +71,7 @@ def on_authorize(cp: ChargePoint, message_id: str, request: Payload, facts: Fact
 
 
 def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
-    earlier = cp.find_started_transaction(request)
+    earlier = transactions.started_by(cp.open_transactions, cp.recent_transactions, request)
     if earlier is not None:
         # A retry: the same transaction, the same id, the same verdict.
         reply = {
@@ -104,7 +104,8 @@ def on_start_transaction(cp: ChargePoint, message_id: str, request: Payload, fac
 def on_stop_transaction(cp: ChargePoint, message_id: str, request: Payload, facts: Facts) -> Payload:
     # Never refused (OCPP 1.6 section 4.10): oddities are flagged, not rejected.
     transaction_id = request["transactionId"]
-    totals = stop_totals(cp.find_transaction(transaction_id), transaction_id in cp.open_transactions, request)
+    transaction = transactions.find(cp.open_transactions, cp.recent_transactions, transaction_id)
+    totals = stop_totals(transaction, transaction_id in cp.open_transactions, request)
     reply: Payload = {}
     if "idTag" in request:
         reply["idTagInfo"] = facts.id_tag_info(request["idTag"])

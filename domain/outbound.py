@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
-from domain import reservation_book
+from domain import reservation_book, transactions
 from domain.chargepoint import ChargePoint, Payload
 from domain.charging import TX, ProfileRejected, validate_profile
 
@@ -20,7 +20,8 @@ Prepare = Callable[[ChargePoint, Payload, datetime], "str | None"]
 
 def before_set_charging_profile(cp: ChargePoint, request: Payload, now: datetime) -> str | None:
     try:
-        validate_profile(request["connectorId"], request["csChargingProfiles"], cp.active_transaction_ids())
+        running = transactions.by_connector(cp.open_transactions)
+        validate_profile(request["connectorId"], request["csChargingProfiles"], running)
     except ProfileRejected as rejected:
         return str(rejected)
     return None

@@ -55,8 +55,9 @@ def _learn_configuration(cp: ChargePoint, request: Payload, reply: Payload) -> N
 def _learn_changed_configuration(cp: ChargePoint, request: Payload, reply: Payload) -> None:
     if reply["status"] in ("Accepted", "RebootRequired"):
         key = _known_key(cp, request["key"])
-        previous = cp.configuration.get(key, {})
-        cp.configuration[key] = dict(previous, value=_shown(key, request["value"]), status=reply["status"])
+        # A key not reported before is known by its value alone.
+        previous = cp.configuration.get(key, {"value": None})
+        cp.configuration[key] = {**previous, "value": _shown(key, request["value"]), "status": reply["status"]}
 
 
 def _learn_availability(cp: ChargePoint, request: Payload, reply: Payload) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from domain.state_shapes import Transaction
 from domain.timestamps import parse_ocpp_time
 
 Payload = dict[str, Any]
@@ -50,7 +51,7 @@ class StopTotals:
     flags: list[str]
 
 
-def stop_totals(transaction: Payload | None, still_open: bool, request: Payload) -> StopTotals:
+def stop_totals(transaction: Transaction | None, still_open: bool, request: Payload) -> StopTotals:
     """The totals of the StopTransaction ``request`` for ``transaction``, as this charge point knows it.
 
     ``transaction`` is the one with the stop's transactionId (open or recently

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from domain.chargepoint import RECENT_TRANSACTIONS_KEPT, ChargePoint, topic
+from domain import transactions
+from domain.chargepoint import ChargePoint, topic
 from domain.replies import LEARNED_FROM_REPLIES
 from tests.stories import replayed
 
@@ -38,6 +39,10 @@ def assert_replay_gives_the_same_state(cp: ChargePoint) -> None:
 
 def domain_state(cp: ChargePoint) -> dict[str, Any]:
     return {name: value for name, value in vars(cp).items() if name not in BOOKKEEPING}
+
+
+def found(cp: ChargePoint, transaction_id: int) -> Any:
+    return transactions.find(cp.open_transactions, cp.recent_transactions, transaction_id)
 
 
 def last_event(cp: ChargePoint) -> Any:
@@ -314,7 +319,7 @@ def test_unlock_connector_teaches_the_unlock_status_of_that_connector() -> None:
     assert_replay_gives_the_same_state(cp)
 
 
-# ---- queries that handlers rely on -----------------------------------------------
+# ---- the transactions kept (domain/transactions.py) -------------------------------
 
 
 def test_a_retried_start_is_found_whatever_the_spelling_of_its_time_and_tag() -> None:
@@ -322,11 +327,11 @@ def test_a_retried_start_is_found_whatever_the_spelling_of_its_time_and_tag() ->
     open_transaction(cp, transaction_id=7, id_tag="TAG-1")
     retry = {"connectorId": 1, "idTag": "tag-1", "meterStart": 1000, "timestamp": "2024-03-04T10:00:00.000+01:00"}
 
-    found = cp.find_started_transaction(retry)  # when
+    earlier = transactions.started_by(cp.open_transactions, cp.recent_transactions, retry)  # when
 
-    assert found is not None and found["transactionId"] == 7  # then
+    assert earlier is not None and earlier["transactionId"] == 7  # then
     for other in ({"meterStart": 1001}, {"connectorId": 2}, {"idTag": "TAG-2"}, {"timestamp": "2024-03-04T09:00:01Z"}):
-        assert cp.find_started_transaction(dict(retry, **other)) is None
+        assert transactions.started_by(cp.open_transactions, cp.recent_transactions, dict(retry, **other)) is None
 
 
 def test_a_stopped_transaction_is_no_longer_open_but_still_found() -> None:
@@ -335,19 +340,19 @@ def test_a_stopped_transaction_is_no_longer_open_but_still_found() -> None:
 
     close_transaction(cp, transaction_id=7)  # when
 
-    assert 7 not in cp.open_transactions and cp.active_transaction_ids() == {}  # then
-    assert cp.find_transaction(7) is not None  # still known, for repeated stops
+    assert 7 not in cp.open_transactions and transactions.by_connector(cp.open_transactions) == {}  # then
+    assert found(cp, 7) is not None  # still known, for repeated stops
 
 
 def test_only_the_most_recent_stopped_transactions_are_remembered() -> None:
     cp = registered()  # given more stopped transactions than are kept
-    for transaction_id in range(1, RECENT_TRANSACTIONS_KEPT + 2):
+    for transaction_id in range(1, transactions.RECENT_TRANSACTIONS_KEPT + 2):
         open_transaction(cp, transaction_id=transaction_id)
         close_transaction(cp, transaction_id=transaction_id)
 
-    assert cp.find_transaction(1) is None  # then the oldest is forgotten
-    assert cp.find_transaction(2) is not None and cp.find_transaction(RECENT_TRANSACTIONS_KEPT + 1) is not None
-    assert len(cp.recent_transactions) == RECENT_TRANSACTIONS_KEPT
+    assert found(cp, 1) is None  # then the oldest is forgotten
+    assert found(cp, 2) is not None and found(cp, transactions.RECENT_TRANSACTIONS_KEPT + 1) is not None
+    assert len(cp.recent_transactions) == transactions.RECENT_TRANSACTIONS_KEPT
     assert_replay_gives_the_same_state(cp)
 
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain import transactions
 from domain.chargepoint import ChargePoint, Payload
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
 from domain.inbound import HANDLERS, Facts, VendorHandler
@@ -86,6 +87,10 @@ def charging(world: World, id_tag: str = "TAG-1", meter_start: int = 1000) -> tu
     cp = registered()
     reply = handle(cp, "StartTransaction", start_request(id_tag=id_tag, meter_start=meter_start), world, "start")
     return cp, reply["transactionId"]
+
+
+def found(cp: ChargePoint, transaction_id: int) -> Any:
+    return transactions.find(cp.open_transactions, cp.recent_transactions, transaction_id)
 
 
 def recorded(cp: ChargePoint) -> Any:
@@ -356,7 +361,7 @@ def test_a_stop_closes_the_transaction_with_its_energy_and_frees_the_connector()
     assert reply == {}  # then
     assert cp.open_transactions == {}
     assert cp.connectors[1]["transactionId"] is None
-    stopped = cp.find_transaction(transaction_id)
+    stopped = found(cp, transaction_id)
     assert stopped is not None
     assert (stopped["energyWh"], stopped["meterStop"], stopped["stopTimestamp"]) == (3500, 4500, STOPPED_AT)
     assert stopped["stopReason"] == "Local"  # OCPP's default reason
@@ -372,7 +377,7 @@ def test_a_stop_of_an_unknown_transaction_is_answered_and_flagged() -> None:
     assert reply == {}  # then: never refused
     assert (recorded(cp).flags, recorded(cp).energy_wh, recorded(cp).duration_seconds) == (
         ["unknown_transaction"], None, None)
-    assert cp.find_transaction(404) is None
+    assert found(cp, 404) is None
 
 
 def test_a_repeated_stop_is_answered_and_flagged_and_not_billed_twice() -> None:
@@ -396,7 +401,7 @@ def test_a_meter_that_went_backwards_is_kept_flagged_with_no_energy() -> None:
     reply = handle(cp, "StopTransaction", stop_request(transaction_id, meter_stop=4000), world)  # when
 
     assert reply == {}  # then
-    stopped = cp.find_transaction(transaction_id)
+    stopped = found(cp, transaction_id)
     assert stopped is not None
     assert (stopped["flags"], stopped["energyWh"], stopped["meterStop"]) == (["meter_went_backwards"], 0, 4000)
 
@@ -407,7 +412,7 @@ def test_a_stop_of_a_refused_start_keeps_the_flag_from_the_start() -> None:
 
     handle(cp, "StopTransaction", stop_request(transaction_id), world)  # when
 
-    stopped = cp.find_transaction(transaction_id)  # then
+    stopped = found(cp, transaction_id)  # then
     assert stopped is not None and stopped["flags"] == ["id_tag_not_accepted"]
 
 
