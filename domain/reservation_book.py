@@ -74,6 +74,26 @@ def changed(book: Book, reservation_id: int, status: str, **fields: Unpack[Reser
     return pruned(updated) if status not in OPEN else updated
 
 
+def accepted(book: Book, reservation_id: int) -> Book:
+    return changed(book, reservation_id, ACCEPTED, replyStatus=ACCEPTED)
+
+
+def refused(book: Book, reservation_id: int, reply_status: str) -> Book:
+    return changed(book, reservation_id, REJECTED, replyStatus=reply_status)
+
+
+def used(book: Book, reservation_id: int, transaction_id: int) -> Book:
+    return changed(book, reservation_id, USED, transactionId=transaction_id)
+
+
+def cancelled(book: Book, reservation_id: int, reason: str) -> Book:
+    return changed(book, reservation_id, CANCELLED, reason=reason)
+
+
+def expired(book: Book, reservation_id: int) -> Book:
+    return changed(book, reservation_id, EXPIRED)
+
+
 def without(book: Book, reservation_id: int) -> Book:
     return {key: value for key, value in book.items() if key != reservation_id}
 

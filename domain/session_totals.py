@@ -1,9 +1,10 @@
 """What a StopTransaction settles: the session's energy, its duration, and what looks odd.
 
-Decided once, when the stop arrives (domain/inbound.py), and carried by the
-TransactionStopped event (``energy_wh``, ``duration_seconds``, ``flags``), so
-billing reads it instead of working it out again. A stop is never refused
-(OCPP 1.6 section 4.10); what looks odd is flagged:
+Decided once, when the stop arrives (ChargePoint.answer_stop_transaction),
+and carried by the TransactionStopped event (``energy_wh``,
+``duration_seconds``, ``flags``), so billing reads it instead of working it
+out again. A stop is never refused (OCPP 1.6 section 4.10); what looks odd
+is flagged:
 
 - ``unknown_transaction``: this charge point has no transaction with that id;
 - ``repeated_stop``: the transaction was stopped before;

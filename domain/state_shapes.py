@@ -75,7 +75,7 @@ class InstalledProfile(TypedDict):
 
 
 class WaitingProfile(TypedDict):
-    """The profile of an accepted RemoteStartTransaction, until its transaction starts."""
+    """The profile of an accepted RemoteStartTransaction, kept by idTag key until its transaction starts."""
 
     connectorId: int | None  # None: whichever connector the charge point picks
     chargingProfile: Profile
@@ -136,6 +136,14 @@ FIRMWARE_UPDATE_STATES = {
 
 def new_connector() -> Connector:
     return {"status": None, "errorCode": None, "info": None, "timestamp": None, "transactionId": None}
+
+
+def connectors_with_status(connectors: dict[int, Connector], request: Payload,
+                           status_timestamp: str) -> dict[int, Connector]:
+    """The connectors once the StatusNotification `request` said how its connector is."""
+    connector_id = request["connectorId"]
+    status = connector_status(request, status_timestamp)
+    return {**connectors, connector_id: {**connectors.get(connector_id, new_connector()), **status}}
 
 
 def connector_status(request: Payload, status_timestamp: str) -> ConnectorStatus:
@@ -214,3 +222,17 @@ def firmware_update_failed(update: FirmwareUpdate | None, message_id: str, error
     if update is None or update["messageId"] != message_id:
         return update
     return {**update, "state": "failed", "error": error_code}
+
+
+def snapshot_v1_to_v2(state: Payload) -> None:
+    """A ChargePoint snapshot from before version 2 has none of this state yet.
+
+    A fallback only: EventStore.load replays the events behind a stale
+    snapshot instead, which also derives the new state from old events.
+    """
+    state.update(charging_profiles=[], remote_start_profiles={}, reservations={}, local_list=None, firmware_update=None)
+
+
+def snapshot_v2_to_v3(state: Payload) -> None:
+    """A ChargePoint snapshot from before version 3 has command_outcomes only if an outcome was kept."""
+    state.setdefault("command_outcomes", {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.state_shapes import Connector, StoppedTransaction, Transaction
+from domain.state_shapes import Connector, StoppedTransaction, Transaction, new_connector
 from domain.timestamps import parse_ocpp_time
 
 Payload = dict[str, Any]
@@ -48,9 +48,38 @@ def is_same_start(transaction: Transaction, request: Payload) -> bool:
     )
 
 
+def repeated_start_reply(earlier: Transaction) -> Payload:
+    """The answer to a retried StartTransaction: the same transaction, the same id, the same verdict."""
+    # Transactions recorded before idTagInfo was kept have the status alone.
+    info = earlier.get("idTagInfo", {"status": earlier["idTagStatus"]})
+    return {"transactionId": earlier["transactionId"], "idTagInfo": info}
+
+
+def stop_id_tag_info(info: Payload) -> Payload:
+    """The IdTagInfo a StopTransaction with an idTag gets: ConcurrentTx would be about the very
+    transaction now stopping, the tag's own, so the tag is Accepted instead."""
+    return dict(info, status="Accepted") if info["status"] == "ConcurrentTx" else info
+
+
 def kept_after_stop(recent: Recent, stopped: StoppedTransaction) -> Recent:
     """The recently stopped transactions once ``stopped`` joined them: the newest are kept."""
     return (recent + [stopped])[-RECENT_TRANSACTIONS_KEPT:]
+
+
+def connectors_at_start(connectors: dict[int, Connector], started: Transaction) -> dict[int, Connector]:
+    """The connectors once ``started`` began: its connector runs it."""
+    connector_id = started["connectorId"]
+    return {**connectors, connector_id: {**connectors.get(connector_id, new_connector()),
+                                         "transactionId": started["transactionId"]}}
+
+
+def connectors_at_stop(connectors: dict[int, Connector], stopped: Transaction) -> dict[int, Connector]:
+    """The connectors once ``stopped`` ended: its connector runs nothing, unless it started another since."""
+    connector_id = stopped["connectorId"]
+    connector = connectors.get(connector_id, new_connector())
+    if connector["transactionId"] == stopped["transactionId"]:
+        connector = {**connector, "transactionId": None}
+    return {**connectors, connector_id: connector}
 
 
 def by_connector(open_transactions: Open) -> dict[int, int]:
