@@ -21,20 +21,23 @@ This module is the one place that meaning is worked out, for new answers and
 for old ones alike:
 
 - ChargePoint.record_call_answer and record_call_error record what of_answer
-  and of_error say, where it still applies (``still_applies``: an answer
-  to a reservation that no longer waits for one changes nothing);
+  and of_error say (``record``), where it still applies (``still_applies``:
+  an answer to a reservation that no longer waits for one changes nothing);
 - CallAnswered and CallFailed events stored before these events existed
   (class_version 1) are upcast with what they implied, under ``implied``
   (``imply_answer``, ``imply_error``; domain/chargepoint_events.py). The
-  aggregate applies those as it replays them, and the read models take them
-  as the events they imply (ChargePoint.implied_events), so no consumer
-  looks into a reply.
+  aggregate applies those as it replays them (``apply_implied``), and the
+  read models take them as the events they imply (``implied_events``, which
+  is ChargePoint.implied_events), so no consumer looks into a reply.
+
+The aggregate is known here only as what these need of it (``Answered``):
+this module does not import domain/chargepoint.py.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from domain import reservation_book
 
@@ -42,6 +45,48 @@ Payload = dict[str, Any]
 Outcome = tuple[str, Payload]  # an event's name and its fields
 
 IMPLIED = "implied"  # what an answer stored as class_version 1 implied, added as it is read
+
+
+class Answered(Protocol):
+    """The aggregate an answer was recorded on: its outcome events are its own, by name."""
+
+    reservations: reservation_book.Book
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None: ...
+
+
+def record(aggregate: Answered, outcomes: list[Outcome]) -> None:
+    """Triggers, beside the exchange just recorded, the event of each outcome that still applies."""
+    for name, fields in outcomes:
+        if still_applies((name, fields), aggregate.reservations):
+            aggregate.trigger_event(getattr(type(aggregate), name), **fields)
+
+
+def apply_implied(aggregate: Answered, implied: Sequence[Outcome], received_at: datetime) -> None:
+    """Replaying an old answer: its outcomes apply as if recorded beside it (the answer is version + 1)."""
+    for outcome in implied:
+        if still_applies(outcome, aggregate.reservations):
+            outcome_event(type(aggregate), aggregate.id, aggregate.version + 1, received_at, outcome).apply(aggregate)
+
+
+def implied_events(aggregate_class: type[Any], answer: Any) -> list[Any]:
+    """The outcome events an answer stored as class_version 1 implied (none for
+    any other event), for the read models; see domain/chargepoint_events.py."""
+    return [outcome_event(aggregate_class, answer.originator_id, answer.originator_version, answer.received_at, outcome)
+            for outcome in getattr(answer, IMPLIED, ())]
+
+
+def outcome_event(aggregate_class: type[Any], originator_id: str, version: int, at: datetime, outcome: Outcome) -> Any:
+    """The event an outcome names. Never stored: it stands for what the answer at `version` implied."""
+    name, fields = outcome
+    return getattr(aggregate_class, name)(originator_id=originator_id, originator_version=version, timestamp=at,
+                                          **fields)
 
 
 def of_answer(action: str, request: Payload, reply: Payload, received_at: datetime) -> list[Outcome]:

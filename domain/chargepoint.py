@@ -1,53 +1,45 @@
-"""The ChargePoint aggregate: everything a charge point said and was told.
+"""The ChargePoint aggregate: what a charge point said, what it was told, and why.
 
-Every OCPP exchange becomes one event carrying the message id, the request as
-received and the reply that was sent, so an auditor can replay the dialogue.
-What an answer to a central-system call means is recorded beside it, as
-events in the domain's words (domain/call_outcomes.py). Decorated methods
-only apply state: they run again on every replay, so the caller decides
-replies, ids and times and passes them in. Events whose stored shape changed
-are declared, with their upcasters, in domain/chargepoint_events.py.
+A public method decides: it checks the rule and works out the reply from the
+request, the state and the Facts its caller passes in, then triggers a
+past-tense event through a private @event method, which only applies state:
+it runs again on every replay, so the event carries what was decided. ANSWERS
+finds the method that answers a charge point's action. The rules are plain
+functions in the modules named for them (transactions, reservation_book, ...).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Callable, Sequence
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain import call_outcomes, chargepoint_events, reservation_book
+from domain import call_outcomes, chargepoint_events, charging, replies, reservation_book, state_shapes, transactions
+from domain.call_outcomes import Outcome
 from domain.chargepoint_events import ChargePointEvent, topic
-from domain.charging import drop_transaction_profiles, install_profile
-from domain.composite_schedule import composite_schedule
-from domain.idtags import tag_key
-from domain.local_list import list_after_version_report, updated_list
-from domain.replies import LEARNED_FROM_REPLIES
-from domain.state_shapes import (
-    connector_status,
-    firmware_update_reported,
-    firmware_update_sent,
-    is_same_start,
-    new_connector,
-    open_transaction,
-    stopped_transaction,
-)
-from domain.timestamps import parse_ocpp_time
+from domain.composite_schedule import connector_schedule
+from domain.facts import Facts, Payload
+from domain.local_list import LocalList, list_after_version_report, updated_list
+from domain.metering import energy_readings
+from domain.session_totals import stop_totals
+from domain.state_shapes import status_time_of
+from domain.timestamps import format_ocpp_time
 
-RECENT_TRANSACTIONS_KEPT = 50  # enough to recognise retried StartTransaction/Stop
-
-Payload = dict[str, Any]
-# topic() lives with the event classes; callers keep importing it from here.
-__all__ = ["RECENT_TRANSACTIONS_KEPT", "ChargePoint", "Payload", "topic"]
+__all__ = ["ANSWERS", "BEFORE_SENDING", "ChargePoint", "Payload", "topic"]  # topic() is re-exported
 
 
 class ChargePoint(BaseAggregate[str]):
     TOPIC = "ampledger:ChargePoint"
-    # 2: charging profiles, reservations, local list and firmware update state.
-    # 3: command_outcomes declared (before, the first outcome kept added it).
+    # 2: charging profiles, reservations, local list and firmware update; 3: command_outcomes declared.
     class_version = 3
 
     Event = ChargePointEvent
+    # Declared as classes, with their upcasters (chargepoint_events.py); the methods below apply them.
+    ConnectorStatusChanged = chargepoint_events.ConnectorStatusChanged
+    TransactionStopped = chargepoint_events.TransactionStopped
+    CallAnswered = chargepoint_events.CallAnswered
+    CallFailed = chargepoint_events.CallFailed
 
     class Registered(ChargePointEvent, CanInitAggregate[str]):
         TOPIC = "ampledger:ChargePoint.Registered"
@@ -62,336 +54,346 @@ class ChargePoint(BaseAggregate[str]):
         self.online = False
         self.last_seen: datetime | None = None
         self.boot_info: Payload | None = None
-        self.connectors: dict[int, Payload] = {}
-        self.open_transactions: dict[int, Payload] = {}
-        self.recent_transactions: list[Payload] = []
+        self.connectors: dict[int, state_shapes.Connector] = {}
+        self.open_transactions: dict[int, state_shapes.Transaction] = {}
+        self.recent_transactions: list[state_shapes.StoppedTransaction] = []
         self.firmware_status: str | None = None
         self.diagnostics_status: str | None = None
         self.local_list_version: int | None = None
-        self.configuration: dict[str, Payload] = {}
+        self.configuration: dict[str, state_shapes.ConfigurationEntry] = {}
         self.availability: dict[int, str] = {}
-        self.charging_profiles: list[Payload] = []  # {"connectorId", "chargingProfile"} entries
-        # Profiles of accepted RemoteStartTransactions, by idTag key, until their transaction starts.
-        self.remote_start_profiles: dict[str, Payload] = {}
+        self.charging_profiles: list[state_shapes.InstalledProfile] = []
+        self.remote_start_profiles: dict[str, state_shapes.WaitingProfile] = {}
         self.reservations: reservation_book.Book = {}
-        self.local_list: dict[str, Payload] | None = None  # what the charge point holds; None: unknown
-        self.firmware_update: Payload | None = None  # the last UpdateFirmware and how it went
+        self.local_list: LocalList | None = None  # what the charge point holds; None: unknown
+        self.firmware_update: state_shapes.FirmwareUpdate | None = None  # the last UpdateFirmware and how it went
         self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
 
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        """A snapshot from before version 2 has none of its state yet.
+    # Snapshots of older versions, read as today's (state_shapes.py).
+    upcast_v1_v2 = staticmethod(state_shapes.snapshot_v1_to_v2)
+    upcast_v2_v3 = staticmethod(state_shapes.snapshot_v2_to_v3)
 
-        A fallback only: EventStore.load replays the events behind a stale
-        snapshot instead, which also derives the new state from old events.
-        """
-        state.update(
-            charging_profiles=[], remote_start_profiles={}, reservations={}, local_list=None, firmware_update=None
-        )
+    # ---- the operator and the connection ---------------------------------------
 
-    @staticmethod
-    def upcast_v2_v3(state: dict[str, Any]) -> None:
-        """A snapshot from before version 3 has command_outcomes only if an outcome was kept."""
-        state.setdefault("command_outcomes", {})
-
-    # ---- operator facts -------------------------------------------------
+    def update_details(self, description: str) -> None:
+        self._details_updated(description=description)
 
     @event("DetailsUpdated", topic="ampledger:ChargePoint.DetailsUpdated")
-    def update_details(self, description: str) -> None:
+    def _details_updated(self, description: str) -> None:
         self.description = description
 
-    @event("CredentialsChanged", topic="ampledger:ChargePoint.CredentialsChanged")
-    def change_credentials(self, has_password: bool, reason: str) -> None:
+    def record_credentials_changed(self, has_password: bool, reason: str) -> None:
         # The password hash lives in the credentials table, never in events.
+        self._credentials_changed(has_password=has_password, reason=reason)
+
+    @event("CredentialsChanged", topic="ampledger:ChargePoint.CredentialsChanged")
+    def _credentials_changed(self, has_password: bool, reason: str) -> None:
         self.has_password = has_password
 
-    # ---- connection ---------------------------------------------------------
+    def record_connection(self, remote: str, connected_at: datetime) -> None:
+        self._connected(remote=remote, connected_at=connected_at)
 
     @event("Connected", topic="ampledger:ChargePoint.Connected")
-    def connect(self, remote: str, connected_at: datetime) -> None:
+    def _connected(self, remote: str, connected_at: datetime) -> None:
         self.online = True
         self.last_seen = connected_at
 
+    def record_disconnection(self, reason: str, disconnected_at: datetime) -> None:
+        self._disconnected(reason=reason, disconnected_at=disconnected_at)
+
     @event("Disconnected", topic="ampledger:ChargePoint.Disconnected")
-    def disconnect(self, reason: str, disconnected_at: datetime) -> None:
+    def _disconnected(self, reason: str, disconnected_at: datetime) -> None:
         self.online = False
 
-    # ---- messages from the charge point ------------------------------------
+    # ---- calls from the charge point: each answered, the exchange recorded -------
+
+    def answer_boot_notification(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        # Only registered charge points reach this point, so they are Accepted.
+        reply = {"status": "Accepted", "currentTime": format_ocpp_time(facts.now), "interval": facts.heartbeat_interval}
+        self._booted(message_id, request, reply, facts.now)
+        return reply
 
     @event("Booted", topic="ampledger:ChargePoint.Booted")
-    def boot(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
+    def _booted(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.boot_info = dict(request)
         self.last_seen = received_at
 
+    def answer_heartbeat(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        reply = {"currentTime": format_ocpp_time(facts.now)}
+        self._heartbeat_received(message_id, request, reply, facts.now)
+        return reply
+
     @event("HeartbeatReceived", topic="ampledger:ChargePoint.HeartbeatReceived")
-    def heartbeat(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
+    def _heartbeat_received(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.last_seen = received_at
 
-    ConnectorStatusChanged = chargepoint_events.ConnectorStatusChanged
+    def answer_status_notification(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        connector_id, status = request["connectorId"], request["status"]
+        self._connector_status_changed(message_id, request, {}, facts.now, status_time_of(request, facts.now))
+        # OCPP 1.6 section 3.12: a connector that can no longer serve ends its reservations.
+        for reservation_id in reservation_book.cancelled_by_status(self.reservations, connector_id, status):
+            self._reservation_cancelled(reservation_id, f"connector {connector_id} {status}", facts.now)
+        return {}
 
     @event(ConnectorStatusChanged)
-    def change_connector_status(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime, status_timestamp: str
-    ) -> None:
-        self.connector(request["connectorId"]).update(connector_status(request, status_timestamp))
+    def _connector_status_changed(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
+                                  status_timestamp: str) -> None:
+        self.connectors = state_shapes.connectors_with_status(self.connectors, request, status_timestamp)
         self.last_seen = received_at
+
+    def answer_authorize(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        reply = {"idTagInfo": facts.id_tag_info(request["idTag"])}
+        self._authorization_checked(message_id, request, reply, facts.now)
+        return reply
 
     @event("AuthorizationChecked", topic="ampledger:ChargePoint.AuthorizationChecked")
-    def check_authorization(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def _authorization_checked(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.last_seen = received_at
 
+    def answer_start_transaction(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        earlier = transactions.started_by(self.open_transactions, self.recent_transactions, request)
+        if earlier is not None:
+            reply = transactions.repeated_start_reply(earlier)  # a retry: the same id, the same verdict
+            self._transaction_start_repeated(message_id, request, reply, facts.now)
+            return reply
+        info = facts.id_tag_info(request["idTag"])
+        # OCPP 1.6 section 4.8: always a transactionId, even for a refused tag (the charge point then stops).
+        transaction_id = facts.allocate_transaction_id()
+        reservation_id, reservation_flags = reservation_book.used_by_start(self.reservations, request, info)
+        flags = ([] if info["status"] == "Accepted" else ["id_tag_not_accepted"]) + reservation_flags
+        reply = {"transactionId": transaction_id, "idTagInfo": info}
+        self._transaction_started(message_id, request, reply, facts.now, transaction_id, flags)
+        if reservation_id is not None:
+            self._reservation_used(reservation_id, transaction_id, facts.now)
+        return reply
+
     @event("TransactionStarted", topic="ampledger:ChargePoint.TransactionStarted")
-    def start_transaction(
-        self,
-        message_id: str,
-        request: Payload,
-        reply: Payload,
-        received_at: datetime,
-        transaction_id: int,
-        flags: list[str],
-    ) -> None:
-        self.open_transactions[transaction_id] = open_transaction(request, reply, transaction_id, flags)
-        self.connector(request["connectorId"])["transactionId"] = transaction_id
-        profile = self._take_remote_start_profile(request)
-        if profile is not None:
-            # OCPP 1.6 section 5.11: a remote start's profile is this transaction's TxProfile.
-            self.charging_profiles = install_profile(
-                self.charging_profiles, request["connectorId"], dict(profile, transactionId=transaction_id)
-            )
+    def _transaction_started(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
+                             transaction_id: int, flags: list[str]) -> None:
+        started = state_shapes.open_transaction(request, reply, transaction_id, flags)
+        self.open_transactions[transaction_id] = started
+        self.connectors = transactions.connectors_at_start(self.connectors, started)
+        self.remote_start_profiles, self.charging_profiles = charging.started_with_remote_profile(
+            self.remote_start_profiles, self.charging_profiles, request, transaction_id)
         self.last_seen = received_at
 
     @event("TransactionStartRepeated", topic="ampledger:ChargePoint.TransactionStartRepeated")
-    def repeat_transaction_start(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def _transaction_start_repeated(self, message_id: str, request: Payload, reply: Payload,
+                                    received_at: datetime) -> None:
         self.last_seen = received_at
 
-    TransactionStopped = chargepoint_events.TransactionStopped
+    def answer_stop_transaction(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        # Never refused (OCPP 1.6 section 4.10): oddities are flagged, not rejected.
+        transaction_id = request["transactionId"]
+        transaction = transactions.find(self.open_transactions, self.recent_transactions, transaction_id)
+        totals = stop_totals(transaction, transaction_id in self.open_transactions, request)
+        reply: Payload = {}
+        if "idTag" in request:
+            reply["idTagInfo"] = transactions.stop_id_tag_info(facts.id_tag_info(request["idTag"]))
+        self._transaction_stopped(message_id, request, reply, facts.now, totals.flags, totals.energy_wh,
+                                  totals.duration_seconds)
+        return reply
 
     @event(TransactionStopped)
-    def stop_transaction(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
-                         flags: list[str], energy_wh: int | None, duration_seconds: int | None) -> None:
+    def _transaction_stopped(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
+                             flags: list[str], energy_wh: int | None, duration_seconds: int | None) -> None:
         transaction_id = request["transactionId"]
         started = self.open_transactions.pop(transaction_id, None)
         if started is not None:
-            stopped = stopped_transaction(started, request, energy_wh, flags)
-            self.recent_transactions = (self.recent_transactions + [stopped])[-RECENT_TRANSACTIONS_KEPT:]
-            connector = self.connector(started["connectorId"])
-            if connector.get("transactionId") == transaction_id:
-                connector["transactionId"] = None
+            stopped = state_shapes.stopped_transaction(started, request, energy_wh, flags)
+            self.recent_transactions = transactions.kept_after_stop(self.recent_transactions, stopped)
+            self.connectors = transactions.connectors_at_stop(self.connectors, started)
         # OCPP 1.6 section 3.13.1: a TxProfile ends with its transaction.
-        self.charging_profiles = drop_transaction_profiles(
-            self.charging_profiles, transaction_id, started["connectorId"] if started else None
-        )
+        connector = started["connectorId"] if started else None
+        self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id, connector)
         self.last_seen = received_at
 
+    def answer_meter_values(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        self._meter_values_received(message_id, request, {}, facts.now, energy_readings(request["meterValue"]))
+        return {}
+
     @event("MeterValuesReceived", topic="ampledger:ChargePoint.MeterValuesReceived")
-    def receive_meter_values(
-        self,
-        message_id: str,
-        request: Payload,
-        reply: Payload,
-        received_at: datetime,
-        energy_readings: list[Payload],
-    ) -> None:
+    def _meter_values_received(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
+                               energy_readings: list[Payload]) -> None:
         transaction = self.open_transactions.get(request.get("transactionId"))  # type: ignore[arg-type]
         if transaction is not None and energy_readings:
             transaction["lastEnergyWh"] = energy_readings[-1]["energyWh"]
         self.last_seen = received_at
 
+    def answer_data_transfer(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        handler = facts.vendor_handler(request["vendorId"])
+        reply = handler(self.id, request) if handler else {"status": "UnknownVendorId"}
+        self._data_transfer_received(message_id, request, reply, facts.now)
+        return reply
+
     @event("DataTransferReceived", topic="ampledger:ChargePoint.DataTransferReceived")
-    def receive_data_transfer(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def _data_transfer_received(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.last_seen = received_at
+
+    def answer_firmware_status_notification(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        self._firmware_status_reported(message_id, request, {}, facts.now)
+        return {}
 
     @event("FirmwareStatusReported", topic="ampledger:ChargePoint.FirmwareStatusReported")
-    def report_firmware_status(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def _firmware_status_reported(self, message_id: str, request: Payload, reply: Payload,
+                                  received_at: datetime) -> None:
         self.firmware_status = request["status"]
-        self.firmware_update = firmware_update_reported(self.firmware_update, request["status"])
+        self.firmware_update = state_shapes.firmware_update_reported(self.firmware_update, request["status"])
         self.last_seen = received_at
 
+    def answer_diagnostics_status_notification(self, message_id: str, request: Payload, facts: Facts) -> Payload:
+        self._diagnostics_status_reported(message_id, request, {}, facts.now)
+        return {}
+
     @event("DiagnosticsStatusReported", topic="ampledger:ChargePoint.DiagnosticsStatusReported")
-    def report_diagnostics_status(
-        self, message_id: str, request: Payload, reply: Payload, received_at: datetime
-    ) -> None:
+    def _diagnostics_status_reported(self, message_id: str, request: Payload, reply: Payload,
+                                     received_at: datetime) -> None:
         self.diagnostics_status = request["status"]
         self.last_seen = received_at
 
-    # ---- calls from the central system --------------------------------------
+    # ---- calls from the central system: checked before sending, every outcome recorded ----
+
+    def prepare_call(self, action: str, request: Payload, now: datetime) -> str | None:
+        """Why `action` must not be sent, or None once it may; first records what must be history before it goes."""
+        before_sending = BEFORE_SENDING.get(action)
+        return before_sending(self, request, now) if before_sending is not None else None
+
+    def _before_set_charging_profile(self, request: Payload, now: datetime) -> str | None:
+        return charging.set_profile_refusal(request, transactions.by_connector(self.open_transactions))
+
+    def _before_remote_start_transaction(self, request: Payload, now: datetime) -> str | None:
+        return charging.remote_start_refusal(request)
+
+    def _before_reserve_now(self, request: Payload, now: datetime) -> str | None:
+        reason = reservation_book.refusal(request, now)
+        if reason is None:
+            # Pending from the moment it is sent: even with no answer, it expires on time.
+            self._reservation_requested(request, now)
+        return reason
+
+    def record_call_sent(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
+        self._call_sent(message_id, action, request, sent_at)
 
     @event("CallSent", topic="ampledger:ChargePoint.CallSent")
-    def send_call(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
+    def _call_sent(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
         if action == "UpdateFirmware":
-            self.firmware_update = firmware_update_sent(message_id, request, sent_at)
+            self.firmware_update = state_shapes.firmware_update_sent(message_id, request, sent_at)
 
     def record_call_answer(self, message_id: str, action: str, request: Payload, reply: Payload,
                            received_at: datetime) -> None:
         """The charge point answered: the exchange, then what the answer means (domain/call_outcomes.py)."""
-        self._call_answered(message_id=message_id, action=action, request=request, reply=reply, received_at=received_at)
-        self._record_outcomes(call_outcomes.of_answer(action, request, reply, received_at))
+        self._call_answered(message_id, action, request, reply, received_at)
+        call_outcomes.record(self, call_outcomes.of_answer(action, request, reply, received_at))
 
     def record_call_error(self, message_id: str, action: str, request: Payload, error_code: str,
                           error_description: str, error_details: Payload, received_at: datetime) -> None:
         """The charge point answered with a CALLERROR: the exchange, then what it means."""
-        self._call_failed(message_id=message_id, action=action, request=request, error_code=error_code,
-                          error_description=error_description, error_details=error_details, received_at=received_at)
-        self._record_outcomes(call_outcomes.of_error(action, request, error_code, received_at))
+        self._call_failed(message_id, action, request, error_code, error_description, error_details, received_at)
+        call_outcomes.record(self, call_outcomes.of_error(action, request, error_code, received_at))
 
-    CallAnswered = chargepoint_events.CallAnswered
-    CallFailed = chargepoint_events.CallFailed
+    def record_call_timeout(self, message_id: str, action: str, request: Payload, timed_out_at: datetime) -> None:
+        self._call_timed_out(message_id, action, request, timed_out_at)
 
     # `implied`: only an answer stored as class_version 1 has it (chargepoint_events.py).
     @event(CallAnswered)
     def _call_answered(self, message_id: str, action: str, request: Payload, reply: Payload, received_at: datetime,
-                       implied: Sequence[call_outcomes.Outcome] = ()) -> None:
-        learn = LEARNED_FROM_REPLIES.get(action)
-        if learn is not None:
-            learn(self, request, reply)
+                       implied: Sequence[Outcome] = ()) -> None:
+        replies.learn(self, action, request, reply)
         self.last_seen = received_at
-        self._apply_implied(implied, received_at)
+        call_outcomes.apply_implied(self, implied, received_at)
 
     @event(CallFailed)
     def _call_failed(self, message_id: str, action: str, request: Payload, error_code: str, error_description: str,
-                     error_details: Payload, received_at: datetime,
-                     implied: Sequence[call_outcomes.Outcome] = ()) -> None:
-        update = self.firmware_update
-        if action == "UpdateFirmware" and update is not None and update.get("messageId") == message_id:
-            self.firmware_update = dict(update, state="failed", error=error_code)
+                     error_details: Payload, received_at: datetime, implied: Sequence[Outcome] = ()) -> None:
+        if action == "UpdateFirmware":
+            self.firmware_update = state_shapes.firmware_update_failed(self.firmware_update, message_id, error_code)
         self.last_seen = received_at
-        self._apply_implied(implied, received_at)
-
-    def _record_outcomes(self, outcomes: list[call_outcomes.Outcome]) -> None:
-        for name, fields in outcomes:
-            if call_outcomes.still_applies((name, fields), self.reservations):
-                self.trigger_event(getattr(type(self), name), **fields)
-
-    def _apply_implied(self, implied: Sequence[call_outcomes.Outcome], received_at: datetime) -> None:
-        # Replaying an old answer: its outcomes apply as if recorded beside it (the answer is version + 1).
-        for outcome in implied:
-            if call_outcomes.still_applies(outcome, self.reservations):
-                self._outcome_event(self.id, self.version + 1, received_at, outcome).apply(self)
-
-    @classmethod
-    def implied_events(cls, answer: Any) -> list[Any]:
-        """The outcome events an answer stored as class_version 1 implied (none for
-        any other event), for the read models; see domain/chargepoint_events.py."""
-        return [cls._outcome_event(answer.originator_id, answer.originator_version, answer.received_at, outcome)
-                for outcome in getattr(answer, call_outcomes.IMPLIED, ())]
-
-    @classmethod
-    def _outcome_event(cls, charge_point_id: str, version: int, at: datetime, outcome: call_outcomes.Outcome) -> Any:
-        # Never stored: it stands for what the answer at `version` implied.
-        name, fields = outcome
-        return getattr(cls, name)(originator_id=charge_point_id, originator_version=version, timestamp=at, **fields)
+        call_outcomes.apply_implied(self, implied, received_at)
 
     @event("CallTimedOut", topic="ampledger:ChargePoint.CallTimedOut")
-    def record_call_timeout(
-        self, message_id: str, action: str, request: Payload, timed_out_at: datetime
-    ) -> None:
-        pass
+    def _call_timed_out(self, message_id: str, action: str, request: Payload, timed_out_at: datetime) -> None:
+        pass  # silence is not a sign of life: last_seen stays
+
+    # The outcome events an answer stored as class_version 1 implied, for the read models.
+    implied_events = classmethod(call_outcomes.implied_events)
 
     # ---- reservations ------------------------------------------------------------
 
     @event("ReservationRequested", topic="ampledger:ChargePoint.ReservationRequested")
-    def request_reservation(self, request: Payload, requested_at: datetime) -> None:
+    def _reservation_requested(self, request: Payload, requested_at: datetime) -> None:
         reservation = reservation_book.requested(request, requested_at)
         self.reservations = reservation_book.booked(self.reservations, reservation)
 
     @event("ReservationAccepted", topic="ampledger:ChargePoint.ReservationAccepted")
-    def _accept_reservation(self, reservation_id: int, accepted_at: datetime) -> None:
-        self.reservations = reservation_book.changed(
-            self.reservations, reservation_id, reservation_book.ACCEPTED, replyStatus=reservation_book.ACCEPTED
-        )
+    def _reservation_accepted(self, reservation_id: int, accepted_at: datetime) -> None:
+        self.reservations = reservation_book.accepted(self.reservations, reservation_id)
 
     @event("ReservationRefused", topic="ampledger:ChargePoint.ReservationRefused")
-    def _refuse_reservation(self, reservation_id: int, reply_status: str, refused_at: datetime) -> None:
-        self.reservations = reservation_book.changed(
-            self.reservations, reservation_id, reservation_book.REJECTED, replyStatus=reply_status
-        )
+    def _reservation_refused(self, reservation_id: int, reply_status: str, refused_at: datetime) -> None:
+        self.reservations = reservation_book.refused(self.reservations, reservation_id, reply_status)
 
     @event("ReservationUsed", topic="ampledger:ChargePoint.ReservationUsed")
-    def use_reservation(self, reservation_id: int, transaction_id: int, used_at: datetime) -> None:
-        self.reservations = reservation_book.changed(
-            self.reservations, reservation_id, reservation_book.USED, transactionId=transaction_id
-        )
+    def _reservation_used(self, reservation_id: int, transaction_id: int, used_at: datetime) -> None:
+        self.reservations = reservation_book.used(self.reservations, reservation_id, transaction_id)
 
     @event("ReservationCancelled", topic="ampledger:ChargePoint.ReservationCancelled")
-    def cancel_reservation(self, reservation_id: int, reason: str, cancelled_at: datetime) -> None:
-        self.reservations = reservation_book.changed(
-            self.reservations, reservation_id, reservation_book.CANCELLED, reason=reason
-        )
-
-    @event("ReservationExpired", topic="ampledger:ChargePoint.ReservationExpired")
-    def expire_reservation(self, reservation_id: int, expired_at: datetime) -> None:
-        self.reservations = reservation_book.changed(self.reservations, reservation_id, reservation_book.EXPIRED)
+    def _reservation_cancelled(self, reservation_id: int, reason: str, cancelled_at: datetime) -> None:
+        self.reservations = reservation_book.cancelled(self.reservations, reservation_id, reason)
 
     def expire_due_reservations(self, now: datetime) -> datetime | None:
         """Expires what is due at `now`; returns when the next open reservation expires."""
         for reservation_id in reservation_book.due(self.reservations, now):
-            self.expire_reservation(reservation_id=reservation_id, expired_at=now)
+            self._reservation_expired(reservation_id, now)
         return reservation_book.next_expiry(self.reservations)
 
-    # ---- the Local Authorization List -------------------------------------------
+    @event("ReservationExpired", topic="ampledger:ChargePoint.ReservationExpired")
+    def _reservation_expired(self, reservation_id: int, expired_at: datetime) -> None:
+        self.reservations = reservation_book.expired(self.reservations, reservation_id)
+
+    # ---- the Local Authorization List (recorded beside the answers that say so) ----
 
     @event("LocalListVersionReported", topic="ampledger:ChargePoint.LocalListVersionReported")
-    def _report_local_list_version(self, list_version: int, reported_at: datetime) -> None:
+    def _local_list_version_reported(self, list_version: int, reported_at: datetime) -> None:
         self.local_list = list_after_version_report(self.local_list, self.local_list_version, list_version)
         self.local_list_version = list_version
 
     @event("LocalListUpdated", topic="ampledger:ChargePoint.LocalListUpdated")
-    def _update_local_list(self, list_version: int, update_type: str, entries: list[Payload],
-                           updated_at: datetime) -> None:
+    def _local_list_updated(self, list_version: int, update_type: str, entries: list[Payload],
+                            updated_at: datetime) -> None:
         self.local_list = updated_list(self.local_list, {"updateType": update_type, "localAuthorizationList": entries})
         self.local_list_version = list_version
 
-    # ---- files -------------------------------------------------------------------
+    def record_diagnostics_upload(self, file_name: str, size: int, sha256: str, received_at: datetime) -> None:
+        # The file itself lives in the data directory; the event is its receipt.
+        self._diagnostics_uploaded(file_name=file_name, size=size, sha256=sha256, received_at=received_at)
 
     @event("DiagnosticsUploaded", topic="ampledger:ChargePoint.DiagnosticsUploaded")
-    def receive_diagnostics_file(self, file_name: str, size: int, sha256: str, received_at: datetime) -> None:
-        pass  # the file itself lives in the data directory; this is its receipt
-
-    # ---- queries ---------------------------------------------------------------
-
-    def active_transaction_ids(self) -> dict[int, int]:
-        """connectorId -> the transaction running on it."""
-        return {t["connectorId"]: transaction_id for transaction_id, t in self.open_transactions.items()}
-
-    def _take_remote_start_profile(self, request: Payload) -> Payload | None:
-        key = tag_key(request["idTag"])
-        waiting = self.remote_start_profiles.get(key)
-        if waiting is None or waiting["connectorId"] not in (None, request["connectorId"]):
-            return None
-        del self.remote_start_profiles[key]
-        return dict(waiting["chargingProfile"])
-
-    def connector(self, connector_id: int) -> Payload:
-        return self.connectors.setdefault(connector_id, new_connector())
-
-    def find_transaction(self, transaction_id: int) -> Payload | None:
-        if transaction_id in self.open_transactions:
-            return self.open_transactions[transaction_id]
-        for transaction in self.recent_transactions:
-            if transaction["transactionId"] == transaction_id:
-                return transaction
-        return None
-
-    def find_started_transaction(self, request: Payload) -> Payload | None:
-        """A transaction this StartTransaction already started (a retry, see is_same_start)."""
-        earlier = [*self.open_transactions.values(), *self.recent_transactions]
-        return next((transaction for transaction in earlier if is_same_start(transaction, request)), None)
+    def _diagnostics_uploaded(self, file_name: str, size: int, sha256: str, received_at: datetime) -> None:
+        pass
 
     def composite_schedule(self, connector_id: int, start: datetime, duration: int, unit: str | None) -> Payload:
         """The schedule the installed profiles give a connector from ``start`` (OCPP 1.6 section 3.13)."""
-        transaction_id = self.connectors.get(connector_id, {}).get("transactionId")
-        transaction = self.open_transactions.get(transaction_id) if transaction_id is not None else None
-        # Relative profiles count from the start of the connector's transaction (3.13.1).
-        transaction_start = parse_ocpp_time(transaction["startTimestamp"]) if transaction else None
-        return composite_schedule(
-            self.charging_profiles, connector_id, start, duration, unit, transaction_start,
-            transaction_id if transaction else None,
-        )
+        running = transactions.running_on(self.connectors, self.open_transactions, connector_id)
+        return connector_schedule(self.charging_profiles, connector_id, start, duration, unit, running)
+
+
+# The method that answers each action a charge point may call, by the action's OCPP name.
+ANSWERS: dict[str, Callable[[ChargePoint, str, Payload, Facts], Payload]] = {
+    "BootNotification": ChargePoint.answer_boot_notification,
+    "Heartbeat": ChargePoint.answer_heartbeat,
+    "StatusNotification": ChargePoint.answer_status_notification,
+    "Authorize": ChargePoint.answer_authorize,
+    "StartTransaction": ChargePoint.answer_start_transaction,
+    "StopTransaction": ChargePoint.answer_stop_transaction,
+    "MeterValues": ChargePoint.answer_meter_values,
+    "DataTransfer": ChargePoint.answer_data_transfer,
+    "FirmwareStatusNotification": ChargePoint.answer_firmware_status_notification,
+    "DiagnosticsStatusNotification": ChargePoint.answer_diagnostics_status_notification,
+}
+
+# What the central system checks, and records, before it sends these calls (ChargePoint.prepare_call).
+BEFORE_SENDING: dict[str, Callable[[ChargePoint, Payload, datetime], str | None]] = {
+    "SetChargingProfile": ChargePoint._before_set_charging_profile,
+    "RemoteStartTransaction": ChargePoint._before_remote_start_transaction,
+    "ReserveNow": ChargePoint._before_reserve_now,
+}

@@ -4,7 +4,7 @@ Most of ChargePoint's events are defined by the @event decorators in
 domain/chargepoint.py. Those here are declared as classes because events of
 an older shape are already stored: each has a class_version and upcasters
 (eventsourcing calls ``upcast_vN_vN+1`` on the stored state of an older
-event as it reads it), and the aggregate's decorated method applies it.
+event as it reads it), and the aggregate's private @event method applies it.
 
 How history written before events said what happened in the domain's words
 is read, so that nothing but the domain works out what an exchange meant:
@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import call_outcomes
-from domain.records import TextIdEvent
+from domain.event_bases import TextIdEvent
 from domain.state_shapes import status_time_of
 
 Payload = dict[str, Any]

@@ -13,10 +13,11 @@ import math
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from domain.idtags import tag_key
+from domain.state_shapes import InstalledProfile, Profile, WaitingProfile
 from domain.timestamps import parse_ocpp_time
 
-Profile = dict[str, Any]
-Entry = dict[str, Any]
+Entry = InstalledProfile  # one profile of the installed set
 
 CHARGE_POINT_MAX = "ChargePointMaxProfile"
 TX_DEFAULT = "TxDefaultProfile"
@@ -117,6 +118,49 @@ def drop_transaction_profiles(
         return bool(profile.get("transactionId") == transaction_id or entry["connectorId"] == connector_id)
 
     return [entry for entry in installed if not belongs(entry)]
+
+
+def set_profile_refusal(request: dict[str, Any], active_transaction_ids: dict[int, int]) -> str | None:
+    """Why the SetChargingProfile `request` must not be sent, or None (see validate_profile)."""
+    try:
+        validate_profile(request["connectorId"], request["csChargingProfiles"], active_transaction_ids)
+    except ProfileRejected as rejected:
+        return str(rejected)
+    return None
+
+
+def remote_start_refusal(request: dict[str, Any]) -> str | None:
+    """Why the RemoteStartTransaction `request` must not be sent, or None: its chargingProfile, if any,
+    must be the TxProfile of the transaction it starts, which has no id yet (OCPP 1.6 section 5.11)."""
+    profile = request.get("chargingProfile")
+    if profile is None:
+        return None
+    if profile.get("chargingProfilePurpose") != TX:
+        return "the chargingProfile of RemoteStartTransaction must be a TxProfile"
+    if "transactionId" in profile:
+        return "the chargingProfile of RemoteStartTransaction cannot name a transactionId: it has none yet"
+    connector_id = request.get("connectorId", 1)  # the charge point picks one; any above 0 checks the same
+    # The transaction this profile is for is the one about to start.
+    return set_profile_refusal({"connectorId": connector_id, "csChargingProfiles": profile}, {connector_id: 0})
+
+
+def started_with_remote_profile(
+    waiting: dict[str, WaitingProfile], installed: list[Entry], request: dict[str, Any], transaction_id: int
+) -> tuple[dict[str, WaitingProfile], list[Entry]]:
+    """(the profiles still waiting, the installed set) once the StartTransaction `request` began `transaction_id`.
+
+    OCPP 1.6 section 5.11: the profile of an accepted RemoteStartTransaction
+    waits, by idTag key, for the transaction that start begins, on the
+    connector it named (or any, when it named none); then it is that
+    transaction's TxProfile.
+    """
+    key = tag_key(request["idTag"])
+    taken = waiting.get(key)
+    if taken is None or taken["connectorId"] not in (None, request["connectorId"]):
+        return waiting, installed
+    remaining = {other: profile for other, profile in waiting.items() if other != key}
+    tx_profile = dict(taken["chargingProfile"], transactionId=transaction_id)
+    return remaining, install_profile(installed, request["connectorId"], tx_profile)
 
 
 def clear_profiles(
@@ -249,5 +293,8 @@ __all__ = [
     "clear_profiles",
     "drop_transaction_profiles",
     "install_profile",
+    "remote_start_refusal",
+    "set_profile_refusal",
+    "started_with_remote_profile",
     "validate_profile",
 ]

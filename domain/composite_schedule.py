@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from domain.charging import CHARGE_POINT_MAX, RECURRENCE_SECONDS, ROLES, TX, UNITS, Entry, Profile
+from domain.state_shapes import Transaction
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
+
+
+def connector_schedule(installed: list[Entry], connector_id: int, start: datetime, duration: int,
+                       charging_rate_unit: str | None, running: Transaction | None) -> dict[str, Any]:
+    """The composite schedule of a connector with the transaction ``running`` on it, if any."""
+    # Relative profiles count from the start of the connector's transaction (3.13.1).
+    transaction_start = parse_ocpp_time(running["startTimestamp"]) if running else None
+    transaction_id = running["transactionId"] if running else None
+    return composite_schedule(installed, connector_id, start, duration, charging_rate_unit, transaction_start,
+                              transaction_id)
 
 
 def composite_schedule(

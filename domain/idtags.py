@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain.records import TextIdEvent
+from domain.event_bases import TextIdEvent
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
 
 REGISTRY_ID = "idtags"

@@ -9,9 +9,10 @@ AuthorizationData entry ``{"idTag", "idTagInfo"}``; every function is pure.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from domain.idtags import tag_key
+from domain.state_shapes import ConfigurationEntry
 
 Payload = dict[str, Any]
 LocalList = dict[str, Payload]
@@ -60,7 +61,7 @@ def plan_update(desired: LocalList, held: LocalList | None, held_version: int | 
     }
 
 
-def list_limits(configuration: dict[str, Payload]) -> tuple[int | None, int | None]:
+def list_limits(configuration: Mapping[str, ConfigurationEntry]) -> tuple[int | None, int | None]:
     """(entries the list holds, entries per SendLocalList) as the configuration reports them.
 
     Keys are matched case-insensitively, as charge points spell them their own

@@ -1,7 +1,7 @@
 """Reservations as the central system follows them (OCPP 1.6 sections 3.12, 5.13, 6.37).
 
-A reservation is a plain dict in the API's camelCase, kept per charge point
-and keyed by reservationId. Its status:
+A reservation is a plain dict in the API's camelCase (state_shapes.Reservation),
+kept per charge point and keyed by reservationId. Its status:
 
 - Pending: ReserveNow sent, no answer yet (a timed-out call stays Pending);
 - Accepted: the charge point holds it;
@@ -18,13 +18,14 @@ Every function here is pure; times are arguments.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from domain.idtags import tag_key
+from domain.state_shapes import Reservation, ReservationChange
 from domain.timestamps import format_ocpp_time, parse_ocpp_time
 
 Payload = dict[str, Any]
-Book = dict[int, Payload]  # reservationId -> reservation
+Book = dict[int, Reservation]  # reservationId -> reservation
 
 PENDING, ACCEPTED, REJECTED = "Pending", "Accepted", "Rejected"
 USED, CANCELLED, EXPIRED = "Used", "Cancelled", "Expired"
@@ -46,9 +47,9 @@ def refusal(request: Payload, now: datetime) -> str | None:
     return None
 
 
-def requested(request: Payload, requested_at: datetime) -> Payload:
+def requested(request: Payload, requested_at: datetime) -> Reservation:
     """A reservation as ReserveNow asks for it: Pending until answered."""
-    reservation: Payload = {
+    reservation: Reservation = {
         "reservationId": request["reservationId"],
         "connectorId": request["connectorId"],
         "idTag": request["idTag"],
@@ -61,15 +62,36 @@ def requested(request: Payload, requested_at: datetime) -> Payload:
     return reservation
 
 
-def booked(book: Book, reservation: Payload) -> Book:
+def booked(book: Book, reservation: Reservation) -> Book:
     # 5.13: a ReserveNow with a known reservationId replaces that reservation.
     return pruned({**without(book, reservation["reservationId"]), reservation["reservationId"]: reservation})
 
 
-def changed(book: Book, reservation_id: int, status: str, **fields: Any) -> Book:
+def changed(book: Book, reservation_id: int, status: str, **fields: Unpack[ReservationChange]) -> Book:
     """The book with one reservation in a new status (the input is not modified)."""
-    updated = {**book, reservation_id: {**book[reservation_id], "status": status, **fields}}
+    reservation: Reservation = {**book[reservation_id], "status": status, **fields}
+    updated = {**book, reservation_id: reservation}
     return pruned(updated) if status not in OPEN else updated
+
+
+def accepted(book: Book, reservation_id: int) -> Book:
+    return changed(book, reservation_id, ACCEPTED, replyStatus=ACCEPTED)
+
+
+def refused(book: Book, reservation_id: int, reply_status: str) -> Book:
+    return changed(book, reservation_id, REJECTED, replyStatus=reply_status)
+
+
+def used(book: Book, reservation_id: int, transaction_id: int) -> Book:
+    return changed(book, reservation_id, USED, transactionId=transaction_id)
+
+
+def cancelled(book: Book, reservation_id: int, reason: str) -> Book:
+    return changed(book, reservation_id, CANCELLED, reason=reason)
+
+
+def expired(book: Book, reservation_id: int) -> Book:
+    return changed(book, reservation_id, EXPIRED)
 
 
 def without(book: Book, reservation_id: int) -> Book:
@@ -137,7 +159,7 @@ def next_expiry(book: Book) -> datetime | None:
     return min(expiries, default=None)
 
 
-def _usable(reservation: Payload, request: Payload) -> bool:
+def _usable(reservation: Reservation, request: Payload) -> bool:
     if reservation["status"] in OPEN:
         return True
     # Offline starts arrive late; the charge point's timestamp is the truth,
@@ -161,7 +183,7 @@ def _matching_open_reservation(book: Book, request: Payload, id_tag_info: Payloa
     return candidates[0]["reservationId"] if candidates else None
 
 
-def _tag_matches(reservation: Payload, id_tag: str, parent_id_tag: str | None) -> bool:
+def _tag_matches(reservation: Reservation, id_tag: str, parent_id_tag: str | None) -> bool:
     if tag_key(reservation["idTag"]) == tag_key(id_tag):
         return True
     reserved_parent = reservation.get("parentIdTag")

@@ -1,9 +1,10 @@
 """What a StopTransaction settles: the session's energy, its duration, and what looks odd.
 
-Decided once, when the stop arrives (domain/inbound.py), and carried by the
-TransactionStopped event (``energy_wh``, ``duration_seconds``, ``flags``), so
-billing reads it instead of working it out again. A stop is never refused
-(OCPP 1.6 section 4.10); what looks odd is flagged:
+Decided once, when the stop arrives (ChargePoint.answer_stop_transaction),
+and carried by the TransactionStopped event (``energy_wh``,
+``duration_seconds``, ``flags``), so billing reads it instead of working it
+out again. A stop is never refused (OCPP 1.6 section 4.10); what looks odd
+is flagged:
 
 - ``unknown_transaction``: this charge point has no transaction with that id;
 - ``repeated_stop``: the transaction was stopped before;
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from domain.state_shapes import Transaction
 from domain.timestamps import parse_ocpp_time
 
 Payload = dict[str, Any]
@@ -50,7 +52,7 @@ class StopTotals:
     flags: list[str]
 
 
-def stop_totals(transaction: Payload | None, still_open: bool, request: Payload) -> StopTotals:
+def stop_totals(transaction: Transaction | None, still_open: bool, request: Payload) -> StopTotals:
     """The totals of the StopTransaction ``request`` for ``transaction``, as this charge point knows it.
 
     ``transaction`` is the one with the stop's transactionId (open or recently

@@ -13,7 +13,7 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
-from domain.records import TextIdEvent
+from domain.event_bases import TextIdEvent
 
 TARIFF_BOOK_ID = "tariffs"
 DEFAULT_SCOPE = "default"

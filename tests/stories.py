@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from datetime import datetime
+from typing import Any, Callable, Iterable, Sequence
 
 from eventsourcing.domain import CanMutateAggregate
 
 from adapters.store import EventStore, project_events
 from domain.chargepoint import ChargePoint
+from domain.facts import Facts, Payload
 from domain.idtags import tag_key
 
 
 def registered(charge_point_id: str = "CP-1", description: str = "") -> ChargePoint:
     return ChargePoint(id=charge_point_id, description=description, auto_registered=False)
+
+
+def facts_at(now: datetime, transaction_ids: Iterable[int] = (),
+             id_tag_info: Callable[[str], Payload] = lambda id_tag: {"status": "Accepted"}) -> Facts:
+    """What a charge point's call may know beyond its aggregate, in a story: the time, the
+    transaction ids to hand out in order, and the registry's verdict (Accepted, unless told)."""
+    ids = iter(transaction_ids)
+    return Facts(now=now, heartbeat_interval=300, id_tag_info=id_tag_info, allocate_transaction_id=lambda: next(ids))
 
 
 def is_charging(cp: ChargePoint, id_tag: str) -> bool:

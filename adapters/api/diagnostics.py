@@ -22,7 +22,7 @@ async def upload_diagnostics(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     await request.app[CHARGE_POINTS].change(
         charge_point_id,
-        lambda cp: cp.receive_diagnostics_file(
+        lambda cp: cp.record_diagnostics_upload(
             file_name=stored.name, size=stored.size, sha256=stored.sha256 or "", received_at=now
         ),
     )

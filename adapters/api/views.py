@@ -8,6 +8,7 @@ from typing import Any
 from domain.chargepoint import ChargePoint
 from domain.redaction import recorded_reply, recorded_request
 from domain.replies import command_outcomes
+from domain.state_shapes import new_connector
 
 BOOT_FIELDS = {
     "vendor": "chargePointVendor",
@@ -48,7 +49,7 @@ def connectors_view(cp: ChargePoint) -> dict[str, dict[str, Any]]:
     known = sorted(set(cp.connectors) | set(cp.availability))
     view = {}
     for connector_id in known:
-        connector = cp.connectors.get(connector_id, {})
+        connector = cp.connectors.get(connector_id, new_connector())
         view[str(connector_id)] = {
             "status": connector.get("status"),
             "errorCode": connector.get("errorCode"),

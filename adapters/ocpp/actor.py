@@ -32,8 +32,7 @@ from adapters.service.facts import FactSource
 from adapters.service.sessions import CallRejected, CallTimeout, NotConnected
 from adapters.service.settings import Clock
 from adapters.store import Command
-from domain.chargepoint import ChargePoint
-from domain.inbound import HANDLERS
+from domain.chargepoint import ANSWERS, ChargePoint
 from domain.redaction import recorded_reply, recorded_request
 
 log = logging.getLogger(__name__)
@@ -206,8 +205,8 @@ class ChargePointActor:
             log.info("%s: the connection closed before a reply could go out", self.id)
 
     async def _handle(self, call: Call) -> dict[str, Any]:
-        handler = HANDLERS.get(call.action)
-        if handler is None:
+        answer = ANSWERS.get(call.action)
+        if answer is None:
             if call.action in CENTRAL_SYSTEM_ACTIONS or call.action in RECOGNISED_ONLY:
                 raise OcppError("NotSupported", f"{call.action} is not served by this central system")
             raise OcppError("NotImplemented", f"unknown action {call.action!r}")
@@ -217,7 +216,7 @@ class ChargePointActor:
         facts = self._facts()
 
         def command(cp: ChargePoint) -> dict[str, Any]:
-            reply = handler(cp, call.message_id, call.payload, facts)
+            reply = answer(cp, call.message_id, call.payload, facts)
             schemas.validate_response(call.action, reply)  # our bug, never sent
             return reply
 
@@ -247,7 +246,9 @@ class ChargePointActor:
                 raise NotConnected(f"{self.id} is not connected")
             message_id = str(uuid.uuid4())
             await self.change(
-                lambda cp: cp.send_call(message_id=message_id, action=action, request=recorded, sent_at=self._now())
+                lambda cp: cp.record_call_sent(
+                    message_id=message_id, action=action, request=recorded, sent_at=self._now()
+                )
             )
             future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
             self._pending = (message_id, future)

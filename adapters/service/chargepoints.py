@@ -84,7 +84,7 @@ class ChargePoints:
             if existing is None:
                 cp = ChargePoint(id=charge_point_id, description=description or "", auto_registered=auto)
                 if password is not None:
-                    cp.change_credentials(has_password=True, reason="registered with a password")
+                    cp.record_credentials_changed(has_password=True, reason="registered with a password")
                 try:
                     await self._committer.commit(cp.collect_events())
                     return True
@@ -95,7 +95,7 @@ class ChargePoints:
             if description is not None and description != cp.description:
                 cp.update_details(description=description)
             if password is not None:
-                cp.change_credentials(has_password=True, reason="password set by operator")
+                cp.record_credentials_changed(has_password=True, reason="password set by operator")
 
         await self.change(charge_point_id, update)
         return False
@@ -106,7 +106,7 @@ class ChargePoints:
     async def adopt_password_hash(self, charge_point_id: str, password_hash: str, reason: str) -> None:
         """The charge point's Basic-auth password is now the one with this hash."""
         await asyncio.to_thread(self._store.side.set_password_hash, charge_point_id, password_hash)
-        await self.change(charge_point_id, lambda cp: cp.change_credentials(has_password=True, reason=reason))
+        await self.change(charge_point_id, lambda cp: cp.record_credentials_changed(has_password=True, reason=reason))
 
     async def history(self, charge_point_id: str, after: int = 0, limit: int | None = None) -> list[Any]:
         """The charge point's events after version ``after``, oldest first."""

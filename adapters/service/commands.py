@@ -1,7 +1,7 @@
 """Operators' commands: CSMS-initiated calls, checked, sent and followed.
 
 A command takes its turn in the charge point's session: the domain checks
-and records what must happen before it is sent (domain/outbound.py), then
+and records what must happen before it is sent (ChargePoint.prepare_call), then
 the session sends it and records the outcome. An accepted AuthorizationKey
 becomes the charge point's Basic-auth password.
 """
@@ -17,7 +17,7 @@ from adapters.service.passwords import PendingKeys, hash_password
 from adapters.service.sessions import NotConnected, Sessions
 from adapters.service.settings import Clock
 from adapters.store import SideTables
-from domain.outbound import BEFORE_SENDING, prepare_call
+from domain.chargepoint import BEFORE_SENDING
 from domain.redaction import sets_password
 
 RESERVATION_ID_SEQUENCE = "reservation_id"
@@ -65,7 +65,7 @@ class Commands:
             raise NotConnected(f"{charge_point_id} is not connected")
         if action in BEFORE_SENDING:
             # In the session's order, so the check sees the state the call will meet.
-            reason = await session.change(lambda cp: prepare_call(cp, action, payload, self._now()))
+            reason = await session.change(lambda cp: cp.prepare_call(action, payload, self._now()))
             if reason is not None:
                 raise CommandRefused(action, reason)
         new_password = sets_password(action, payload)

@@ -87,7 +87,7 @@ class Connections:
             self._sessions.add(session)
             session.start()
             try:
-                await session.change(lambda cp: cp.connect(remote=remote, connected_at=self._now()))
+                await session.change(lambda cp: cp.record_connection(remote=remote, connected_at=self._now()))
             except BaseException:
                 # Not recorded as connected, so not connected: nothing may wait for it.
                 await session.stop()
@@ -106,7 +106,7 @@ class Connections:
             return
         self._leaving.add(session)
         try:
-            await session.change(lambda cp: cp.disconnect(reason=reason, disconnected_at=self._now()))
+            await session.change(lambda cp: cp.record_disconnection(reason=reason, disconnected_at=self._now()))
         except Exception:
             log.exception("could not record the disconnection of %s", session.id)
         finally:
@@ -130,5 +130,5 @@ class Connections:
         for charge_point_id in charge_point_ids:
             await self._charge_points.change(
                 charge_point_id,
-                lambda cp: cp.disconnect(reason="central system restarted", disconnected_at=self._now()),
+                lambda cp: cp.record_disconnection(reason="central system restarted", disconnected_at=self._now()),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters.service.authorization import Authorizer
 from adapters.service.settings import Clock
 from adapters.service.transaction_ids import TransactionIds
-from domain.inbound import Facts, VendorHandler
+from domain.facts import Facts, VendorHandler
 
 
 class FactSource:

@@ -21,7 +21,7 @@ from adapters.store.side_tables import SideTables
 from adapters.store.sqlite_recorder import BatchInsertingSQLiteRecorder
 from adapters.store.transcoder import MsgpackTranscoder
 from domain.chargepoint import ChargePoint
-from domain.records import Snapshot
+from domain.event_bases import Snapshot
 
 SNAPSHOT_INTERVAL = 200  # events between snapshots of one aggregate
 

@@ -18,7 +18,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
 from adapters.store.transcoder import with_entry
-from domain.records import Snapshot
+from domain.event_bases import Snapshot
 
 GENESIS = ""
 CHAIN_FIELD = "chain_hash"

@@ -16,11 +16,11 @@ import pytest
 
 from adapters.service.transaction_ids import BLOCK_SIZE, TransactionIds
 from adapters.store import ConflictError, EventStore, project_events
-from domain.chargepoint import ChargePoint
+from domain.chargepoint import ANSWERS, ChargePoint
+from domain.event_bases import Snapshot
+from domain.facts import Facts
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
-from domain.inbound import HANDLERS, Facts
-from domain.records import Snapshot
-from tests.stories import is_charging, loaded, replayed_from_the_event_table
+from tests.stories import facts_at, is_charging, loaded, replayed_from_the_event_table
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -57,9 +57,9 @@ def a_day_of_charging(cp: ChargePoint, first_transaction_id: int, start_minute: 
             {"timestamp": started_at, "sampledValue": [{"value": "0.5", "unit": "kWh"}]}]}),
     ]
     for action, request in day:
-        HANDLERS[action](cp, f"m-{start_minute}-{action}", request, facts)
-    cp.send_call(message_id=f"c-{start_minute}", action="ChangeAvailability",
-                 request={"connectorId": 2, "type": "Inoperative"}, sent_at=NOW)
+        ANSWERS[action](cp, f"m-{start_minute}-{action}", request, facts)
+    cp.record_call_sent(message_id=f"c-{start_minute}", action="ChangeAvailability",
+                        request={"connectorId": 2, "type": "Inoperative"}, sent_at=NOW)
     cp.record_call_answer(message_id=f"c-{start_minute}", action="ChangeAvailability",
                           request={"connectorId": 2, "type": "Inoperative"}, reply={"status": "Accepted"},
                           received_at=NOW)
@@ -107,10 +107,10 @@ def test_a_charge_point_loaded_from_a_snapshot_equals_one_replayed_from_all_its_
 
 def test_a_snapshot_taken_before_an_upgrade_loads_what_a_replay_gives(store: EventStore) -> None:
     cp = registered(store)  # given a firmware update followed before the upgrade
-    cp.send_call(message_id="fw", action="UpdateFirmware",
-                 request={"location": "http://files.example/fw-2.bin", "retrieveDate": "2024-03-04T10:00:00Z"},
-                 sent_at=NOW)
-    cp.report_firmware_status(message_id="fs", request={"status": "Installed"}, reply={}, received_at=NOW)
+    cp.record_call_sent(message_id="fw", action="UpdateFirmware",
+                        request={"location": "http://files.example/fw-2.bin", "retrieveDate": "2024-03-04T10:00:00Z"},
+                        sent_at=NOW)
+    cp.answer_firmware_status_notification("fs", {"status": "Installed"}, facts_at(NOW))
     store.commit(cp.collect_events())
     # and a snapshot as class_version 1 wrote it: no class_version and none of version 2's attributes
     version_2_only: dict[str, Any] = {}
@@ -303,7 +303,7 @@ def test_each_committed_event_is_told_the_notification_id_it_was_stored_under(st
     )  # given two charge points with several events each, committed as one batch
     for cp in (first, second):
         for number in range(3):
-            cp.heartbeat(message_id=f"{cp.id}-{number}", request={}, reply={}, received_at=NOW)
+            cp.answer_heartbeat(f"{cp.id}-{number}", {}, facts_at(NOW))
 
     recorded = store.commit_recorded([*first.collect_events(), *second.collect_events()])  # when
 

@@ -17,7 +17,7 @@ from adapters.store import ConflictError, EventStore
 from adapters.store.group_commit import GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
 from domain.chargepoint import ChargePoint
-from tests.stories import loaded, replayed_from_the_event_table
+from tests.stories import facts_at, loaded, replayed_from_the_event_table
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 GATE_TIMEOUT = 30.0  # only a safety net against a hung test; nothing is timed
@@ -63,8 +63,8 @@ async def committer(store: GatedStore) -> AsyncIterator[GroupCommitter]:
 
 def new_charge_point(number: int) -> ChargePoint:
     cp = ChargePoint(id=f"CP-{number:03d}", description="", auto_registered=False)
-    cp.connect(remote="10.0.0.1", connected_at=NOW)
-    cp.heartbeat(message_id=f"hb-{number}", request={}, reply={"currentTime": "t"}, received_at=NOW)
+    cp.record_connection(remote="10.0.0.1", connected_at=NOW)
+    cp.answer_heartbeat(f"hb-{number}", {}, facts_at(NOW))
     return cp
 
 
@@ -100,9 +100,9 @@ async def test_a_lost_race_fails_only_its_own_commit(store: GatedStore, committe
     cp = new_charge_point(1)  # given a charge point stored at version 4 and a copy that missed version 4
     await committer.commit(cp.collect_events())
     stale = loaded(store, cp.id)
-    cp.heartbeat(message_id="winner", request={}, reply={}, received_at=NOW)
+    cp.answer_heartbeat("winner", {}, facts_at(NOW))
     await committer.commit(cp.collect_events())
-    stale.heartbeat(message_id="loser", request={}, reply={}, received_at=NOW)
+    stale.answer_heartbeat("loser", {}, facts_at(NOW))
 
     with pytest.raises(ConflictError):  # when
         await committer.commit(stale.collect_events())
@@ -118,8 +118,8 @@ async def test_a_batch_with_one_conflicting_item_commits_all_the_others(
     contested = new_charge_point(0)
     await committer.commit(contested.collect_events())
     stale = loaded(store, contested.id)
-    contested.heartbeat(message_id="winner", request={}, reply={}, received_at=NOW)
-    stale.heartbeat(message_id="loser", request={}, reply={}, received_at=NOW)
+    contested.answer_heartbeat("winner", {}, facts_at(NOW))
+    stale.answer_heartbeat("loser", {}, facts_at(NOW))
     others = [new_charge_point(n) for n in range(1, 6)]
     batch = [others[0].collect_events(), others[1].collect_events(), stale.collect_events(),
              *(cp.collect_events() for cp in others[2:])]

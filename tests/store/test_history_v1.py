@@ -1,7 +1,8 @@
 """A history written by older code loads, replays and rebuilds as it did then.
 
 tests/fixtures/history-v1.sqlite3 holds events as commit f9ee31d wrote them
-(tests/fixtures/make_history_v1.py): a boot, statuses with and without their
+(tests/fixtures/make_history_v1.py, run at that commit; what observes them is
+tests/fixtures/history_v1.py): a boot, statuses with and without their
 own timestamp, sessions with energy, a stop below its start, one before its
 start, an implausible and an unreadable meter, unknown, repeated and foreign
 stops, reservations accepted, refused, failed, cancelled and used, a local
@@ -27,7 +28,7 @@ from projections.billing import transaction_view
 from projections.reservations import reservation_view
 from projections.runner import ReadModels
 from projections.status import status_view
-from tests.fixtures.make_history_v1 import EXPECTED, READ_MODEL_TABLES, STORE, aggregate_state, as_json, observed
+from tests.fixtures.history_v1 import EXPECTED, READ_MODEL_TABLES, STORE, aggregate_state, as_json, observed
 from tests.stories import replayed_from_the_event_table
 
 

@@ -113,7 +113,7 @@ def test_stored_events_come_back_with_the_same_values(store_url: str) -> None:
     store = EventStore(store_url)  # given
     try:
         cp = ChargePoint(id="CP-1", description="", auto_registered=False)
-        cp.send_call(message_id="c1", action="DataTransfer", request=EVERYTHING, sent_at=EVERYTHING["cest"])
+        cp.record_call_sent(message_id="c1", action="DataTransfer", request=EVERYTHING, sent_at=EVERYTHING["cest"])
         store.commit(cp.collect_events())
 
         events: list[Any] = list(store.app.events.get("CP-1"))  # when

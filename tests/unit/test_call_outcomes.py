@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from domain.chargepoint import ChargePoint, Payload
-from domain.outbound import prepare_call
 from domain.timestamps import format_ocpp_time
 from tests.stories import registered, replayed
 
@@ -30,8 +29,8 @@ def answered(cp: ChargePoint, action: str, request: Payload, reply: Payload | No
     With `at`, the call went out before and the answer arrives at `at`.
     """
     if at is None:
-        assert prepare_call(cp, action, request, NOW) is None
-        cp.send_call(message_id="m", action=action, request=request, sent_at=NOW)
+        assert cp.prepare_call(action, request, NOW) is None
+        cp.record_call_sent(message_id="m", action=action, request=request, sent_at=NOW)
     before = len(cp.pending_events)
     if error is None:
         cp.record_call_answer(message_id="m", action=action, request=request, reply=reply or {}, received_at=at or NOW)
@@ -94,8 +93,8 @@ def test_a_callerror_is_a_refusal_with_its_code_but_a_lost_connection_is_none() 
 
 def test_a_late_answer_to_a_reservation_already_expired_is_recorded_alone() -> None:
     cp = registered()  # given a reservation that expired unanswered
-    assert prepare_call(cp, "ReserveNow", reserve_now(), NOW) is None
-    cp.send_call(message_id="m", action="ReserveNow", request=reserve_now(), sent_at=NOW)
+    assert cp.prepare_call("ReserveNow", reserve_now(), NOW) is None
+    cp.record_call_sent(message_id="m", action="ReserveNow", request=reserve_now(), sent_at=NOW)
     cp.expire_due_reservations(EXPIRY)
 
     beside = answered(cp, "ReserveNow", reserve_now(), {"status": "Accepted"}, at=EXPIRY)  # when

@@ -2,8 +2,8 @@
 
 Stories on the aggregate alone: the operator's facts, the connection, the
 calls the central system makes and what their replies teach. Each story ends
-by replaying the collected events, because the decorated methods run again on
-every replay and must land on the same state.
+by replaying the collected events, because the private @event methods run
+again on every replay and must land on the same state.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from domain.chargepoint import RECENT_TRANSACTIONS_KEPT, ChargePoint, topic
+from domain import transactions
+from domain.chargepoint import ChargePoint, topic
 from domain.replies import LEARNED_FROM_REPLIES
-from tests.stories import replayed
+from tests.stories import facts_at, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -40,36 +41,31 @@ def domain_state(cp: ChargePoint) -> dict[str, Any]:
     return {name: value for name, value in vars(cp).items() if name not in BOOKKEEPING}
 
 
+def found(cp: ChargePoint, transaction_id: int) -> Any:
+    return transactions.find(cp.open_transactions, cp.recent_transactions, transaction_id)
+
+
 def last_event(cp: ChargePoint) -> Any:
     return cp.pending_events[-1]
 
 
 def answer(cp: ChargePoint, action: str, request: dict[str, Any], reply: dict[str, Any]) -> None:
-    cp.send_call(message_id="call-1", action=action, request=request, sent_at=NOW)
+    cp.record_call_sent(message_id="call-1", action=action, request=request, sent_at=NOW)
     cp.record_call_answer(message_id="call-1", action=action, request=request, reply=reply, received_at=LATER)
 
 
-def open_transaction(cp: ChargePoint, transaction_id: int = 7, id_tag: str = "TAG-1", connector_id: int = 1) -> None:
-    cp.start_transaction(
-        message_id=f"start-{transaction_id}",
-        request={"connectorId": connector_id, "idTag": id_tag, "meterStart": 1000, "timestamp": "2024-03-04T09:00:00Z"},
-        reply={"transactionId": transaction_id, "idTagInfo": {"status": "Accepted"}},
-        received_at=NOW,
-        transaction_id=transaction_id,
-        flags=[],
-    )
+def open_transaction(cp: ChargePoint, transaction_id: int = 7, id_tag: str = "TAG-1", connector_id: int = 1,
+                     meter_start: int = 1000) -> None:
+    """A StartTransaction the central system answers with `transaction_id`."""
+    request = {"connectorId": connector_id, "idTag": id_tag, "meterStart": meter_start,
+               "timestamp": "2024-03-04T09:00:00Z"}
+    reply = cp.answer_start_transaction(f"start-{transaction_id}", request, facts_at(NOW, [transaction_id]))
+    assert reply["transactionId"] == transaction_id
 
 
 def close_transaction(cp: ChargePoint, transaction_id: int = 7) -> None:
-    cp.stop_transaction(
-        message_id=f"stop-{transaction_id}",
-        request={"transactionId": transaction_id, "meterStop": 2000, "timestamp": "2024-03-04T09:30:00Z"},
-        reply={},
-        received_at=NOW,
-        flags=[],
-        energy_wh=1000,
-        duration_seconds=30 * 60,
-    )
+    request = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": "2024-03-04T09:30:00Z"}
+    cp.answer_stop_transaction(f"stop-{transaction_id}", request, facts_at(NOW))
 
 
 # ---- the operator's facts and the connection -------------------------------------
@@ -89,7 +85,7 @@ def test_operator_changes_are_recorded_and_no_password_is_among_them() -> None:
     cp = registered()  # given
 
     cp.update_details(description="south car park")  # when
-    cp.change_credentials(has_password=True, reason="password set by operator")
+    cp.record_credentials_changed(has_password=True, reason="password set by operator")
 
     assert cp.description == "south car park" and cp.has_password  # then
     # The hash lives in the credentials table; the event says only that one exists.
@@ -102,16 +98,16 @@ def test_operator_changes_are_recorded_and_no_password_is_among_them() -> None:
 def test_connecting_puts_it_online_and_disconnecting_keeps_when_it_was_last_seen() -> None:
     cp = registered()  # given
 
-    cp.connect(remote="10.0.0.7", connected_at=NOW)  # when
+    cp.record_connection(remote="10.0.0.7", connected_at=NOW)  # when
     assert cp.online and cp.last_seen == NOW  # then
-    cp.disconnect(reason="socket closed", disconnected_at=LATER)  # when
+    cp.record_disconnection(reason="socket closed", disconnected_at=LATER)  # when
     assert not cp.online and cp.last_seen == NOW  # then
     assert_replay_gives_the_same_state(cp)
 
 
 def test_every_event_has_an_explicit_topic_so_stored_history_survives_renames() -> None:
     cp = registered()  # given a charge point that went through most of its life
-    cp.connect(remote="10.0.0.7", connected_at=NOW)
+    cp.record_connection(remote="10.0.0.7", connected_at=NOW)
     open_transaction(cp)
     close_transaction(cp)
     answer(cp, "Reset", {"type": "Soft"}, {"status": "Accepted"})
@@ -131,7 +127,7 @@ def test_a_sent_call_is_history_that_changes_nothing_else() -> None:
     cp = registered()  # given
     before = domain_state(cp)
 
-    cp.send_call(message_id="call-1", action="Reset", request={"type": "Soft"}, sent_at=NOW)  # when
+    cp.record_call_sent(message_id="call-1", action="Reset", request={"type": "Soft"}, sent_at=NOW)  # when
 
     sent = last_event(cp)  # then
     assert type(sent).__name__ == "CallSent"
@@ -155,7 +151,7 @@ def test_an_answered_call_records_request_and_reply_and_refreshes_last_seen() ->
 
 def test_a_failed_call_records_the_callerror_and_refreshes_last_seen() -> None:
     cp = registered()  # given
-    cp.send_call(message_id="call-1", action="UnlockConnector", request={"connectorId": 1}, sent_at=NOW)
+    cp.record_call_sent(message_id="call-1", action="UnlockConnector", request={"connectorId": 1}, sent_at=NOW)
 
     cp.record_call_error(  # when
         message_id="call-1",
@@ -179,7 +175,7 @@ def test_a_failed_call_records_the_callerror_and_refreshes_last_seen() -> None:
 
 def test_a_timed_out_call_is_recorded_but_the_charge_point_was_not_seen() -> None:
     cp = registered()  # given
-    cp.send_call(message_id="call-1", action="Reset", request={"type": "Hard"}, sent_at=NOW)
+    cp.record_call_sent(message_id="call-1", action="Reset", request={"type": "Hard"}, sent_at=NOW)
     before = domain_state(cp)
 
     cp.record_call_timeout(message_id="call-1", action="Reset", request={"type": "Hard"}, timed_out_at=LATER)  # when
@@ -314,7 +310,7 @@ def test_unlock_connector_teaches_the_unlock_status_of_that_connector() -> None:
     assert_replay_gives_the_same_state(cp)
 
 
-# ---- queries that handlers rely on -----------------------------------------------
+# ---- the transactions kept (domain/transactions.py) -------------------------------
 
 
 def test_a_retried_start_is_found_whatever_the_spelling_of_its_time_and_tag() -> None:
@@ -322,11 +318,11 @@ def test_a_retried_start_is_found_whatever_the_spelling_of_its_time_and_tag() ->
     open_transaction(cp, transaction_id=7, id_tag="TAG-1")
     retry = {"connectorId": 1, "idTag": "tag-1", "meterStart": 1000, "timestamp": "2024-03-04T10:00:00.000+01:00"}
 
-    found = cp.find_started_transaction(retry)  # when
+    earlier = transactions.started_by(cp.open_transactions, cp.recent_transactions, retry)  # when
 
-    assert found is not None and found["transactionId"] == 7  # then
+    assert earlier is not None and earlier["transactionId"] == 7  # then
     for other in ({"meterStart": 1001}, {"connectorId": 2}, {"idTag": "TAG-2"}, {"timestamp": "2024-03-04T09:00:01Z"}):
-        assert cp.find_started_transaction(dict(retry, **other)) is None
+        assert transactions.started_by(cp.open_transactions, cp.recent_transactions, dict(retry, **other)) is None
 
 
 def test_a_stopped_transaction_is_no_longer_open_but_still_found() -> None:
@@ -335,19 +331,19 @@ def test_a_stopped_transaction_is_no_longer_open_but_still_found() -> None:
 
     close_transaction(cp, transaction_id=7)  # when
 
-    assert 7 not in cp.open_transactions and cp.active_transaction_ids() == {}  # then
-    assert cp.find_transaction(7) is not None  # still known, for repeated stops
+    assert 7 not in cp.open_transactions and transactions.by_connector(cp.open_transactions) == {}  # then
+    assert found(cp, 7) is not None  # still known, for repeated stops
 
 
 def test_only_the_most_recent_stopped_transactions_are_remembered() -> None:
     cp = registered()  # given more stopped transactions than are kept
-    for transaction_id in range(1, RECENT_TRANSACTIONS_KEPT + 2):
-        open_transaction(cp, transaction_id=transaction_id)
+    for transaction_id in range(1, transactions.RECENT_TRANSACTIONS_KEPT + 2):
+        open_transaction(cp, transaction_id=transaction_id, meter_start=transaction_id)  # each its own session
         close_transaction(cp, transaction_id=transaction_id)
 
-    assert cp.find_transaction(1) is None  # then the oldest is forgotten
-    assert cp.find_transaction(2) is not None and cp.find_transaction(RECENT_TRANSACTIONS_KEPT + 1) is not None
-    assert len(cp.recent_transactions) == RECENT_TRANSACTIONS_KEPT
+    assert found(cp, 1) is None  # then the oldest is forgotten
+    assert found(cp, 2) is not None and found(cp, transactions.RECENT_TRANSACTIONS_KEPT + 1) is not None
+    assert len(cp.recent_transactions) == transactions.RECENT_TRANSACTIONS_KEPT
     assert_replay_gives_the_same_state(cp)
 
 
@@ -356,19 +352,17 @@ def test_only_the_most_recent_stopped_transactions_are_remembered() -> None:
 
 def test_replaying_a_whole_life_lands_on_the_same_state_and_events_are_frozen() -> None:
     cp = registered()  # given a charge point through connection, charging and calls
-    cp.connect(remote="10.0.0.7", connected_at=NOW)
-    cp.boot(message_id="b", request={"chargePointVendor": "V", "chargePointModel": "M"},
-            reply={"status": "Accepted"}, received_at=NOW)
-    cp.change_connector_status(message_id="s", request={"connectorId": 1, "status": "Charging", "errorCode": "NoError"},
-                               reply={}, received_at=NOW, status_timestamp="2024-03-04T10:00:00.000Z")
+    cp.record_connection(remote="10.0.0.7", connected_at=NOW)
+    cp.answer_boot_notification("b", {"chargePointVendor": "V", "chargePointModel": "M"}, facts_at(NOW))
+    cp.answer_status_notification("s", {"connectorId": 1, "status": "Charging", "errorCode": "NoError"}, facts_at(NOW))
     open_transaction(cp, transaction_id=7)
-    cp.receive_meter_values(message_id="mv", request={"connectorId": 1, "transactionId": 7, "meterValue": []},
-                            reply={}, received_at=NOW, energy_readings=[{"energyWh": 1500, "timestamp": "t"}])
+    cp.answer_meter_values("mv", {"connectorId": 1, "transactionId": 7, "meterValue": [
+        {"timestamp": "2024-03-04T09:15:00Z", "sampledValue": [{"value": "1.5", "unit": "kWh"}]}]}, facts_at(NOW))
     close_transaction(cp, transaction_id=7)
-    cp.report_firmware_status(message_id="f", request={"status": "Installed"}, reply={}, received_at=NOW)
-    cp.report_diagnostics_status(message_id="d", request={"status": "Uploaded"}, reply={}, received_at=NOW)
+    cp.answer_firmware_status_notification("f", {"status": "Installed"}, facts_at(NOW))
+    cp.answer_diagnostics_status_notification("d", {"status": "Uploaded"}, facts_at(NOW))
     answer(cp, "ChangeAvailability", {"connectorId": 2, "type": "Inoperative"}, {"status": "Accepted"})
-    cp.disconnect(reason="bye", disconnected_at=LATER)
+    cp.record_disconnection(reason="bye", disconnected_at=LATER)
     events: list[Any] = list(cp.pending_events)
 
     assert_replay_gives_the_same_state(cp)  # then

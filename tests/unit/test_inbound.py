@@ -1,8 +1,8 @@
-"""What the central system answers to each charge point call (domain/inbound.py).
+"""What the central system answers to each charge point call (ChargePoint's answer_* methods, ANSWERS).
 
 Each story: given a charge point (and the id tags the operator registered),
-when a handler takes a request, then the reply, the recorded event and the
-state. The facts a handler gets (clock, authorization, transaction ids) are
+when it answers a request, then the reply, the recorded event and the
+state. The facts an answer gets (clock, authorization, transaction ids) are
 built here from the domain's own rules, so nothing but the domain runs.
 """
 
@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.chargepoint import ChargePoint, Payload
+from domain import transactions
+from domain.chargepoint import ANSWERS, ChargePoint, Payload
+from domain.facts import Facts, VendorHandler
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
-from domain.inbound import HANDLERS, Facts, VendorHandler
 from tests.stories import is_charging, registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, 0, 123456, tzinfo=UTC)
@@ -42,7 +43,7 @@ class TransactionIds:
 
 @dataclass
 class World:
-    """Everything beyond the aggregate that a handler may know."""
+    """Everything beyond the aggregate that an answer may know."""
 
     registry: IdTagRegistry = field(default_factory=lambda: IdTagRegistry(id=REGISTRY_ID))
     ids: TransactionIds = field(default_factory=TransactionIds)
@@ -70,7 +71,7 @@ def world_with_tags(**statuses: str) -> World:
 
 
 def handle(cp: ChargePoint, action: str, request: Payload, world: World, message_id: str = "m-1") -> Payload:
-    return HANDLERS[action](cp, message_id, request, world.facts(cp))
+    return ANSWERS[action](cp, message_id, request, world.facts(cp))
 
 
 def start_request(connector_id: int = 1, id_tag: str = "TAG-1", meter_start: int = 1000, **extra: Any) -> Payload:
@@ -88,6 +89,10 @@ def charging(world: World, id_tag: str = "TAG-1", meter_start: int = 1000) -> tu
     return cp, reply["transactionId"]
 
 
+def found(cp: ChargePoint, transaction_id: int) -> Any:
+    return transactions.find(cp.open_transactions, cp.recent_transactions, transaction_id)
+
+
 def recorded(cp: ChargePoint) -> Any:
     return cp.pending_events[-1]
 
@@ -96,7 +101,7 @@ def sampled(value: str, **fields: str) -> Payload:
     return {"value": value, **fields}
 
 
-# ---- every handler ----------------------------------------------------------------
+# ---- every action ------------------------------------------------------------------
 
 # One request per action that a freshly registered charge point can take.
 EXAMPLES: dict[str, tuple[Payload, str]] = {
@@ -114,8 +119,8 @@ EXAMPLES: dict[str, tuple[Payload, str]] = {
 }
 
 
-def test_every_charge_point_action_has_a_handler_and_a_story_here() -> None:
-    assert set(HANDLERS) == set(EXAMPLES)
+def test_every_charge_point_action_has_an_answer_and_a_story_here() -> None:
+    assert set(ANSWERS) == set(EXAMPLES)
 
 
 @pytest.mark.parametrize("action", sorted(EXAMPLES))
@@ -356,7 +361,7 @@ def test_a_stop_closes_the_transaction_with_its_energy_and_frees_the_connector()
     assert reply == {}  # then
     assert cp.open_transactions == {}
     assert cp.connectors[1]["transactionId"] is None
-    stopped = cp.find_transaction(transaction_id)
+    stopped = found(cp, transaction_id)
     assert stopped is not None
     assert (stopped["energyWh"], stopped["meterStop"], stopped["stopTimestamp"]) == (3500, 4500, STOPPED_AT)
     assert stopped["stopReason"] == "Local"  # OCPP's default reason
@@ -372,7 +377,7 @@ def test_a_stop_of_an_unknown_transaction_is_answered_and_flagged() -> None:
     assert reply == {}  # then: never refused
     assert (recorded(cp).flags, recorded(cp).energy_wh, recorded(cp).duration_seconds) == (
         ["unknown_transaction"], None, None)
-    assert cp.find_transaction(404) is None
+    assert found(cp, 404) is None
 
 
 def test_a_repeated_stop_is_answered_and_flagged_and_not_billed_twice() -> None:
@@ -396,7 +401,7 @@ def test_a_meter_that_went_backwards_is_kept_flagged_with_no_energy() -> None:
     reply = handle(cp, "StopTransaction", stop_request(transaction_id, meter_stop=4000), world)  # when
 
     assert reply == {}  # then
-    stopped = cp.find_transaction(transaction_id)
+    stopped = found(cp, transaction_id)
     assert stopped is not None
     assert (stopped["flags"], stopped["energyWh"], stopped["meterStop"]) == (["meter_went_backwards"], 0, 4000)
 
@@ -407,7 +412,7 @@ def test_a_stop_of_a_refused_start_keeps_the_flag_from_the_start() -> None:
 
     handle(cp, "StopTransaction", stop_request(transaction_id), world)  # when
 
-    stopped = cp.find_transaction(transaction_id)  # then
+    stopped = found(cp, transaction_id)  # then
     assert stopped is not None and stopped["flags"] == ["id_tag_not_accepted"]
 
 
@@ -529,7 +534,7 @@ def test_firmware_and_diagnostics_statuses_are_kept(action: str, status: str, at
 
 
 def test_replaying_a_charging_session_lands_on_the_same_state() -> None:
-    world = world_with_tags(**{"TAG-1": "Accepted"})  # given a whole session through the handlers
+    world = world_with_tags(**{"TAG-1": "Accepted"})  # given a whole session through the answers
     cp = registered()
     session: list[tuple[str, Payload]] = [
         ("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "W2"}),

@@ -33,7 +33,7 @@ def entry(id_tag: str, status: str = "Accepted", **extra: str) -> dict[str, Any]
 
 
 def answer(cp: ChargePoint, action: str, request: dict[str, Any], reply: dict[str, Any]) -> None:
-    cp.send_call(message_id="m", action=action, request=request, sent_at=NOW)
+    cp.record_call_sent(message_id="m", action=action, request=request, sent_at=NOW)
     cp.record_call_answer(message_id="m", action=action, request=request, reply=reply, received_at=NOW)
 
 

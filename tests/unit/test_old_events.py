@@ -106,7 +106,7 @@ def test_an_old_answer_replays_to_the_state_its_new_events_give(
     action: str, request_: dict[str, Any], reply: dict[str, Any]
 ) -> None:
     today = registered()  # given a reservation waiting for its answer
-    today.request_reservation(request=RESERVE_NOW, requested_at=RECEIVED_AT)
+    assert today.prepare_call("ReserveNow", RESERVE_NOW, RECEIVED_AT) is None
     before: list[Any] = today.collect_events()
     # an answer recorded today, and the same answer as older code stored it: the exchange alone
     today.record_call_answer(message_id="m", action=action, request=request_, reply=reply, received_at=RECEIVED_AT)

@@ -1,4 +1,4 @@
-"""Calls the CSMS sends: checked before sending (domain/outbound.py), learned after.
+"""Calls the CSMS sends: checked before sending (ChargePoint.prepare_call), learned after.
 
 Smart charging on the aggregate: which profiles are refused before they are
 sent, which the charge point holds once it accepted them, and how TxProfiles
@@ -13,8 +13,7 @@ from typing import Any, Sequence
 import pytest
 
 from domain.chargepoint import ChargePoint
-from domain.outbound import prepare_call
-from tests.stories import registered, replayed
+from tests.stories import facts_at, registered, replayed
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -35,32 +34,25 @@ def profile(profile_id: int = 1, purpose: str = "TxDefaultProfile", stack_level:
 
 
 def answer(cp: ChargePoint, action: str, request: dict[str, Any], reply: dict[str, Any]) -> None:
-    cp.send_call(message_id=f"{action}-{len(cp.pending_events)}", action=action, request=request, sent_at=NOW)
+    cp.record_call_sent(message_id=f"{action}-{len(cp.pending_events)}", action=action, request=request, sent_at=NOW)
     cp.record_call_answer(message_id="m", action=action, request=request, reply=reply, received_at=NOW)
 
 
 def set_profile(cp: ChargePoint, connector_id: int, charging_profile: dict[str, Any],
                 status: str = "Accepted") -> None:
     request = {"connectorId": connector_id, "csChargingProfiles": charging_profile}
-    assert prepare_call(cp, "SetChargingProfile", request, NOW) is None
+    assert cp.prepare_call("SetChargingProfile", request, NOW) is None
     answer(cp, "SetChargingProfile", request, {"status": status})
 
 
 def start(cp: ChargePoint, transaction_id: int, connector_id: int = 1, id_tag: str = "TAG-1") -> None:
-    cp.start_transaction(
-        message_id=f"start-{transaction_id}",
-        request={"connectorId": connector_id, "idTag": id_tag, "meterStart": 0, "timestamp": "2024-03-04T09:00:00Z"},
-        reply={"transactionId": transaction_id, "idTagInfo": {"status": "Accepted"}},
-        received_at=NOW, transaction_id=transaction_id, flags=[],
-    )
+    request = {"connectorId": connector_id, "idTag": id_tag, "meterStart": 0, "timestamp": "2024-03-04T09:00:00Z"}
+    cp.answer_start_transaction(f"start-{transaction_id}", request, facts_at(NOW, [transaction_id]))
 
 
 def stop(cp: ChargePoint, transaction_id: int) -> None:
-    cp.stop_transaction(
-        message_id=f"stop-{transaction_id}",
-        request={"transactionId": transaction_id, "meterStop": 10, "timestamp": "2024-03-04T09:30:00Z"},
-        reply={}, received_at=NOW, flags=[], energy_wh=10, duration_seconds=30 * 60,
-    )
+    request = {"transactionId": transaction_id, "meterStop": 10, "timestamp": "2024-03-04T09:30:00Z"}
+    cp.answer_stop_transaction(f"stop-{transaction_id}", request, facts_at(NOW))
 
 
 def installed_ids(cp: ChargePoint) -> list[tuple[int, int]]:
@@ -78,16 +70,16 @@ def installed_ids(cp: ChargePoint) -> list[tuple[int, int]]:
 )
 def test_a_profile_that_breaks_a_rule_is_not_sent(connector_id, charging_profile, reason):
     cp = registered()
-    refusal = prepare_call(cp, "SetChargingProfile",
-                           {"connectorId": connector_id, "csChargingProfiles": charging_profile}, NOW)
+    refusal = cp.prepare_call("SetChargingProfile",
+                              {"connectorId": connector_id, "csChargingProfiles": charging_profile}, NOW)
     assert refusal is not None and reason in refusal
 
 
 def test_a_tx_profile_is_accepted_while_its_connector_has_a_transaction():
     cp = registered()
     start(cp, 7)
-    assert prepare_call(cp, "SetChargingProfile",
-                        {"connectorId": 1, "csChargingProfiles": profile(purpose="TxProfile")}, NOW) is None
+    assert cp.prepare_call("SetChargingProfile",
+                           {"connectorId": 1, "csChargingProfiles": profile(purpose="TxProfile")}, NOW) is None
 
 
 def test_accepted_profiles_are_installed_with_the_replacement_rules():
@@ -138,15 +130,15 @@ def test_a_tx_profile_ends_with_its_transaction():
      (profile(purpose="TxProfile", periods=[(10, 16)]), "startPeriod 0")],
 )
 def test_a_remote_start_with_a_wrong_profile_is_not_sent(charging_profile, reason):
-    refusal = prepare_call(registered(), "RemoteStartTransaction",
-                           {"idTag": "TAG-1", "chargingProfile": charging_profile}, NOW)
+    refusal = registered().prepare_call("RemoteStartTransaction",
+                                        {"idTag": "TAG-1", "chargingProfile": charging_profile}, NOW)
     assert refusal is not None and reason in refusal
 
 
 def test_the_profile_of_an_accepted_remote_start_becomes_its_transactions_tx_profile():
     cp = registered()
     request = {"idTag": "TAG-1", "connectorId": 2, "chargingProfile": profile(4, "TxProfile")}
-    assert prepare_call(cp, "RemoteStartTransaction", request, NOW) is None
+    assert cp.prepare_call("RemoteStartTransaction", request, NOW) is None
     answer(cp, "RemoteStartTransaction", request, {"status": "Accepted"})
     assert cp.charging_profiles == []  # nothing to limit until the transaction starts
     start(cp, 11, connector_id=2, id_tag="tag-1")
@@ -177,7 +169,7 @@ def test_an_update_firmware_is_followed_through_its_status_notifications(statuse
     request = {"location": "http://csms/firmware/v2.bin", "retrieveDate": "2024-03-04T10:00:00Z"}
     answer(cp, "UpdateFirmware", request, {})
     for status in statuses:
-        cp.report_firmware_status(message_id=status, request={"status": status}, reply={}, received_at=NOW)
+        cp.answer_firmware_status_notification(status, {"status": status}, facts_at(NOW))
     assert cp.firmware_update is not None and cp.firmware_update["state"] == state
     assert cp.firmware_update["location"] == "http://csms/firmware/v2.bin"
 
@@ -185,7 +177,7 @@ def test_an_update_firmware_is_followed_through_its_status_notifications(statuse
 def test_an_update_firmware_refused_with_a_callerror_failed():
     cp = registered()
     request = {"location": "http://csms/firmware/v2.bin", "retrieveDate": "2024-03-04T10:00:00Z"}
-    cp.send_call(message_id="u", action="UpdateFirmware", request=request, sent_at=NOW)
+    cp.record_call_sent(message_id="u", action="UpdateFirmware", request=request, sent_at=NOW)
     cp.record_call_error(message_id="u", action="UpdateFirmware", request=request, error_code="NotSupported",
                          error_description="", error_details={}, received_at=NOW)
     assert cp.firmware_update is not None

@@ -62,7 +62,7 @@ def test_an_accepted_authorization_key_change_leaves_no_secret_in_events_or_stat
     cp = ChargePoint(id="CP-1", description="", auto_registered=False)  # given
     recorded = recorded_request("ChangeConfiguration", {"key": "AuthorizationKey", "value": SECRET})
 
-    cp.send_call(message_id="c1", action="ChangeConfiguration", request=recorded, sent_at=NOW)  # when
+    cp.record_call_sent(message_id="c1", action="ChangeConfiguration", request=recorded, sent_at=NOW)  # when
     cp.record_call_answer(message_id="c1", action="ChangeConfiguration", request=recorded,
                           reply={"status": "Accepted"}, received_at=NOW)
 

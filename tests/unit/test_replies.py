@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.chargepoint import ChargePoint
-from domain.records import Snapshot
+from domain.event_bases import Snapshot
 from domain.replies import LEARNED_FROM_REPLIES, OUTCOME_FIELDS, command_outcomes
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Reservations on the aggregate (domain/reservation_book.py, outbound.py, inbound.py).
+"""Reservations on the aggregate (domain/reservation_book.py, ChargePoint.prepare_call and its answers).
 
 Each story: a reservation is asked for, answered and then used, cancelled or
 expired; the state is checked, and so is a replay of the recorded events.
@@ -14,9 +14,8 @@ import pytest
 
 from domain import reservation_book
 from domain.chargepoint import ChargePoint, Payload
+from domain.facts import Facts
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
-from domain.inbound import HANDLERS, Facts
-from domain.outbound import prepare_call
 from domain.timestamps import format_ocpp_time
 from tests.stories import registered, replayed
 
@@ -52,9 +51,9 @@ def reserve(cp: ChargePoint, reservation_id: int = 5, connector_id: int = 1, id_
         "expiryDate": format_ocpp_time(EXPIRY),
         **extra,
     }
-    assert prepare_call(cp, "ReserveNow", request, NOW) is None
+    assert cp.prepare_call("ReserveNow", request, NOW) is None
     message_id = f"reserve-{reservation_id}"
-    cp.send_call(message_id=message_id, action="ReserveNow", request=request, sent_at=NOW)
+    cp.record_call_sent(message_id=message_id, action="ReserveNow", request=request, sent_at=NOW)
     if reply is not None:
         cp.record_call_answer(message_id=message_id, action="ReserveNow", request=request,
                               reply={"status": reply}, received_at=NOW)
@@ -69,12 +68,12 @@ def start(cp: ChargePoint, tags: IdTagRegistry, id_tag: str = "TAG-1", connector
           timestamp: datetime = NOW, **extra: Any) -> Payload:
     request = {"connectorId": connector_id, "idTag": id_tag, "meterStart": 0,
                "timestamp": format_ocpp_time(timestamp), **extra}
-    return HANDLERS["StartTransaction"](cp, f"start-{id_tag}-{connector_id}", request, facts(tags))
+    return cp.answer_start_transaction(f"start-{id_tag}-{connector_id}", request, facts(tags))
 
 
 def status_notification(cp: ChargePoint, connector_id: int, status: str) -> None:
     request = {"connectorId": connector_id, "errorCode": "NoError", "status": status}
-    HANDLERS["StatusNotification"](cp, f"status-{connector_id}-{status}", request, facts(registry()))
+    cp.answer_status_notification(f"status-{connector_id}-{status}", request, facts(registry()))
 
 
 def test_a_reservation_is_pending_from_the_moment_it_is_sent():
@@ -90,7 +89,7 @@ def test_a_reservation_is_pending_from_the_moment_it_is_sent():
 def test_a_reservation_that_expired_before_it_was_sent_is_refused_and_not_recorded():
     cp = registered()
     request = {"reservationId": 5, "connectorId": 1, "idTag": "T", "expiryDate": format_ocpp_time(NOW)}
-    reason = prepare_call(cp, "ReserveNow", request, NOW)
+    reason = cp.prepare_call("ReserveNow", request, NOW)
     assert reason is not None and "already passed" in reason
     assert cp.reservations == {} and len(cp.pending_events) == 1  # Registered only
 
@@ -204,7 +203,7 @@ def test_due_reservations_expire_and_the_next_expiry_is_told():
     reserve(cp, reservation_id=5)
     later = {"expiryDate": format_ocpp_time(EXPIRY + timedelta(hours=1))}
     request = dict(reserve(cp, reservation_id=6, reply=None), **later)
-    cp.request_reservation(request=request, requested_at=NOW)  # 6 asked again, for longer: replaced
+    assert cp.prepare_call("ReserveNow", request, NOW) is None  # 6 asked again, for longer: replaced
     assert cp.expire_due_reservations(EXPIRY - timedelta(seconds=1)) == EXPIRY  # nothing due yet
     assert cp.expire_due_reservations(EXPIRY) == EXPIRY + timedelta(hours=1)
     assert status_of(cp, 5) == "Expired" and status_of(cp, 6) == "Pending"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from domain.chargepoint import ChargePoint
+from domain.facts import Facts
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
-from domain.inbound import HANDLERS, Facts
 from domain.session_totals import MAX_SESSION_WH, SessionTotals, carried_by, session_totals
 from tests.stories import registered
 
@@ -34,10 +34,9 @@ def stopped(meter_start: int, meter_stop: int, started: str = "2024-03-04T09:00:
             stopped_at: str = "2024-03-04T09:30:00Z") -> Any:
     """The TransactionStopped of one session from `meter_start` to `meter_stop`."""
     cp: ChargePoint = registered()
-    HANDLERS["StartTransaction"](cp, "start", {"connectorId": 1, "idTag": "TAG-1", "meterStart": meter_start,
-                                               "timestamp": started}, facts())
-    HANDLERS["StopTransaction"](cp, "stop", {"transactionId": 7, "meterStop": meter_stop,
-                                             "timestamp": stopped_at}, facts())
+    cp.answer_start_transaction("start", {"connectorId": 1, "idTag": "TAG-1", "meterStart": meter_start,
+                                          "timestamp": started}, facts())
+    cp.answer_stop_transaction("stop", {"transactionId": 7, "meterStop": meter_stop, "timestamp": stopped_at}, facts())
     event = cp.pending_events[-1]
     assert type(event).__name__ == "TransactionStopped"
     return event

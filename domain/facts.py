@@ -1,0 +1,32 @@
+"""What the aggregate may know beyond itself when it answers a charge point.
+
+The caller supplies the clock, authorization and transaction id allocation,
+so that the aggregate decides from facts and a replay never calls the outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+Payload = dict[str, Any]
+VendorHandler = Callable[[str, Payload], Payload]  # (charge point id, DataTransfer request) -> reply
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What an answer may know beyond the aggregate, supplied by the caller."""
+
+    now: datetime
+    heartbeat_interval: int
+    # The IdTagInfo for a tag, ConcurrentTx included, as the registry says now.
+    id_tag_info: Callable[[str], Payload]
+    # A transactionId never handed out before, by any node, ever.
+    allocate_transaction_id: Callable[[], int]
+    vendor_handlers: Mapping[str, VendorHandler] = field(default_factory=dict)
+
+    def vendor_handler(self, vendor_id: str) -> VendorHandler | None:
+        """The DataTransfer handler of a vendor: vendorId is CiString255, so any case names the same vendor."""
+        vendor = vendor_id.lower()
+        return next((handler for name, handler in self.vendor_handlers.items() if name.lower() == vendor), None)
