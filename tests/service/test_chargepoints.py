@@ -15,6 +15,7 @@ from adapters.service.passwords import verify_password
 from adapters.service.sessions import Sessions
 from adapters.store import SNAPSHOT_INTERVAL, EventStore
 from domain.chargepoint import ChargePoint
+from domain.facts import Facts
 from tests.service.conftest import NOW
 from tests.service.fakes import FakeSession
 from tests.stories import event_names, registered
@@ -25,7 +26,9 @@ PASSWORD = "Correct-Horse-42"
 
 def heartbeat(message_id: str) -> Any:
     """A command: the charge point's heartbeat, recorded."""
-    return lambda cp: cp.heartbeat(message_id=message_id, request={}, reply={}, received_at=NOW)
+    facts = Facts(now=NOW, heartbeat_interval=300, id_tag_info=lambda _: {"status": "Invalid"},
+                  allocate_transaction_id=lambda: 1)
+    return lambda cp: cp.answer_heartbeat(message_id, {}, facts)
 
 
 def message_ids(store: EventStore, charge_point_id: str) -> list[str]:

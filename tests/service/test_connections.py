@@ -198,7 +198,7 @@ async def test_charge_points_left_online_by_a_crash_are_marked_offline(
     connections: Connections, charge_points: ChargePoints, store: EventStore
 ) -> None:
     left_online = registered(CP)  # given a charge point whose last event is Connected
-    left_online.connect(remote="10.0.0.1", connected_at=NOW)
+    left_online.record_connection(remote="10.0.0.1", connected_at=NOW)
     store.commit(left_online.collect_events())
 
     await connections.mark_offline([CP])  # when

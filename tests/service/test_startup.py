@@ -119,7 +119,7 @@ async def test_a_charge_point_left_online_by_a_crash_is_offline_once_started(
     central_system: web.Application, store_url: str
 ) -> None:
     left_online = registered(CP)  # given a charge point whose last event is Connected, and one offline
-    left_online.connect(remote="10.0.0.1", connected_at=NOW - timedelta(hours=1))
+    left_online.record_connection(remote="10.0.0.1", connected_at=NOW - timedelta(hours=1))
     stored_before_start(store_url, left_online, registered("CP-2"))
 
     async with running(central_system) as app:  # when the central system starts
@@ -139,8 +139,8 @@ async def test_a_reservation_already_due_is_expired_at_start_up(
     central_system: web.Application, store_url: str, clock: FrozenClock
 ) -> None:
     holding = registered(CP)  # given a reservation due a minute from NOW and one due in an hour
-    holding.request_reservation(request=reservation(1, timedelta(minutes=1)), requested_at=NOW)
-    holding.request_reservation(request=reservation(2, timedelta(hours=1)), requested_at=NOW)
+    assert holding.prepare_call("ReserveNow", reservation(1, timedelta(minutes=1)), NOW) is None
+    assert holding.prepare_call("ReserveNow", reservation(2, timedelta(hours=1)), NOW) is None
     stored_before_start(store_url, holding)
     clock.advance(minutes=2)  # and the central system down until two minutes past
 
