@@ -16,7 +16,7 @@ from aiohttp import web
 from adapters.api import MIDDLEWARES, add_api
 from adapters.api.views import charge_point_view, event_view
 from adapters.ocpp.endpoint import add_endpoint
-from adapters.service.settings import Settings, utc_now
+from adapters.service.settings import PublicUrlError, Settings, public_url, utc_now
 from adapters.service.startup import add_central_system
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
 from domain.timestamps import parse_ocpp_time
@@ -78,6 +78,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="firmware images and diagnostics uploads (default %(default)s)")
     serve.add_argument("--max-file-size", type=int, default=64 * 1024 * 1024, metavar="BYTES",
                        help="largest firmware image or diagnostics upload (default %(default)s)")
+    serve.add_argument("--public-url", default=os.environ.get("CSMS_PUBLIC_URL"), metavar="URL",
+                       help="where charge points reach this server, e.g. https://csms.example.com "
+                            "(firmware download URLs; default: the listening address)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
 
     store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
@@ -105,6 +108,11 @@ def serve(args: argparse.Namespace) -> int:
     if not token:
         token = secrets.token_urlsafe(32)
         print(f"API token (shown once): {token}", flush=True)
+    try:
+        base_url = public_url(args.public_url, args.host, args.port)
+    except PublicUrlError as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
     settings = Settings(
         heartbeat_interval=args.heartbeat_interval,
         call_timeout=args.call_timeout,
@@ -113,6 +121,7 @@ def serve(args: argparse.Namespace) -> int:
         max_frame_size=args.max_frame_size,
         data_dir=args.data_dir,
         max_file_size=args.max_file_size,
+        public_url=base_url,
     )
     try:
         import uvloop

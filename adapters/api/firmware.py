@@ -10,12 +10,14 @@ from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
 from adapters.api.uploads import checked_name, file_view, store_upload
 from adapters.service.firmware_rollout import rollout
-from adapters.service.startup import CHARGE_POINTS, FILES
+from adapters.service.startup import CHARGE_POINTS, FILES, SETTINGS
 from adapters.store import StoredFile
 
 
 def _download_url(request: web.Request, stored: StoredFile) -> str:
-    return str(request.url.with_path(f"/firmware/{stored.name}").with_query(None))
+    # The configured public URL, never the request's Host header: an operator's
+    # client (or whoever sits between) must not choose where charge points download from.
+    return f"{request.app[SETTINGS].public_url}/firmware/{stored.name}"
 
 
 async def put_firmware(request: web.Request) -> web.Response:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Callable
+from urllib.parse import urlsplit
 
 Clock = Callable[[], datetime]
 
@@ -22,3 +24,25 @@ class Settings:
     max_frame_size: int = 256 * 1024
     data_dir: str = "csms-files"  # firmware images and diagnostics uploads
     max_file_size: int = 64 * 1024 * 1024
+    # Where charge points reach this server (firmware download URLs); never the request's Host header.
+    public_url: str = "http://localhost:9000"
+
+
+class PublicUrlError(ValueError):
+    pass
+
+
+def public_url(given: str | None, host: str, port: int) -> str:
+    """The base URL charge points are given: ``--public-url``, else the listening address.
+
+    A wildcard listening address (0.0.0.0, ::) is no address to give out, so
+    the machine's host name stands in for it.
+    """
+    if given is None:
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    parts = urlsplit(given)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise PublicUrlError(f"--public-url must be an http:// or https:// URL with a host, not {given!r}")
+    return given.rstrip("/")

@@ -5,12 +5,15 @@ a rollout, diagnostics uploaded by charge points and read back by operators.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
 import pytest
 
+from tests.conftest import ROOT
 from tests.e2e.steps import connected, exchange
 from tests.ocpp_client import Operator
 
@@ -146,3 +149,30 @@ async def _chunks(chunk: bytes, count: int) -> AsyncIterator[bytes]:
     """A body without Content-Length, so only the streamed size can be checked."""
     for _ in range(count):
         yield chunk
+
+
+async def test_the_firmware_url_is_the_listening_address_whatever_host_the_request_names(server, operator):
+    stored = await operator.request("PUT", "/api/firmware/fw.bin", raw=b"image", headers={"Host": "evil.example"})
+    listed = await operator.request("GET", "/api/firmware", headers={"Host": "evil.example"})
+
+    assert stored[1]["url"] == f"{server.http}/firmware/fw.bin"
+    assert [entry["url"] for entry in listed[1]["firmware"]] == [f"{server.http}/firmware/fw.bin"]
+
+
+async def test_the_firmware_url_starts_with_the_configured_public_url(store_url, server_factory, tmp_path):
+    server = server_factory.start(store_url, "--data-dir", str(tmp_path / "files"),
+                                  "--public-url", "https://csms.example.com/ocpp-files/")
+    async with Operator(server.http) as operator:
+        stored = await operator.request("PUT", "/api/firmware/fw.bin", raw=b"image")
+
+    assert stored[1]["url"] == "https://csms.example.com/ocpp-files/firmware/fw.bin"
+
+
+@pytest.mark.parametrize("url", ["ftp://csms.example.com", "csms.example.com", "https://", "https://x/?a=1"])
+def test_a_public_url_that_is_no_http_url_stops_serve_with_a_message(url, tmp_path):
+    finished = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--store", f"sqlite:///{tmp_path / 's.sqlite3'}", "--public-url", url],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert finished.returncode == 2
+    assert "--public-url" in finished.stderr
