@@ -18,6 +18,12 @@ from domain.session_totals import carried_by, session_totals
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
 from projections.database import Reader, Sql, Update, storable
+from projections.unmatched_stops import (
+    OTHER_CHARGE_POINTS_TRANSACTION,
+    UNKNOWN_TRANSACTION,
+    move_stop_only_row,
+    record_unmatched_stop,
+)
 
 TABLES = {
     "billing_transactions": """
@@ -79,10 +85,12 @@ def on_transaction_started(event: Any, sql: Sql) -> None:
     request, info = event.request, event.reply["idTagInfo"]
     meter_start = storable(request["meterStart"])
     flags = list(event.flags) + ([] if meter_start is not None else ["meter_out_of_range"])
+    if not _id_is_free_for(event, sql):
+        return
     sql.run(
         "INSERT INTO billing_transactions (transaction_id, charge_point_id, connector_id, id_tag, parent_id_tag,"
         " id_tag_status, reservation_id, start_timestamp, meter_start, status, flags)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO NOTHING",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.transaction_id,
             event.originator_id,
@@ -107,29 +115,18 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
     row = sql.one("SELECT * FROM billing_transactions WHERE transaction_id = ?", (request["transactionId"],))
     stopped_at = parse_ocpp_time(request["timestamp"])
     if row is None:
-        # A stop for a transaction we never saw start: kept so nothing is lost.
-        sql.run(
-            "INSERT INTO billing_transactions (transaction_id, charge_point_id, id_tag, stop_timestamp, meter_stop,"
-            " stop_reason, status, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                request["transactionId"],
-                event.originator_id,
-                request.get("idTag"),
-                stopped_at,
-                meter_stop,
-                request.get("reason", "Local"),
-                "flagged",
-                "unknown_transaction",
-            ),
-        )
+        # A stop for an id no transaction started with: it must not take the
+        # id (its real start may come yet), so it is kept apart, for the operator.
+        record_unmatched_stop(sql, event, UNKNOWN_TRANSACTION)
+        return
+    if row["charge_point_id"] != event.originator_id:
+        # Ids are unique across the CSMS: this charge point never had this
+        # transaction, so its stop must not end or bill another's. Kept apart
+        # (the event keeps it too, flagged unknown_transaction).
+        record_unmatched_stop(sql, event, OTHER_CHARGE_POINTS_TRANSACTION, row["charge_point_id"])
         return
     if row["status"] != "active":
         return  # a repeated stop: the first one is the bill
-    if row["charge_point_id"] != event.originator_id:
-        # Ids are unique across the CSMS: this charge point never had this
-        # transaction, so its stop must not end or bill another's. The event
-        # keeps it, flagged unknown_transaction.
-        return
     started_at = _as_datetime(row["start_timestamp"])
     # Stops stored before events carried their totals (version 1) get them
     # from the same domain rule, with the start as this row holds it.
@@ -158,6 +155,29 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
         ),
     )
     _add_daily_usage(sql, event.originator_id, started_at, energy_wh, duration)
+
+
+def _id_is_free_for(started: Any, sql: Sql) -> bool:
+    """Whether the TransactionStarted ``started`` may have its id's row; a start is never dropped unseen.
+
+    Ids are issued once, so the row is normally free. A stop-only row that an
+    older version wrote for an unknown stop gives way (the stop moves to
+    billing_unmatched_stops). A second start of an issued id flags the row
+    ``transaction_id_reused`` for the operator; the charge point's history keeps both.
+    """
+    row = sql.one("SELECT * FROM billing_transactions WHERE transaction_id = ?", (started.transaction_id,))
+    if row is None:
+        return True
+    if row["start_timestamp"] is None:
+        move_stop_only_row(sql, row)
+        sql.run("DELETE FROM billing_transactions WHERE transaction_id = ?", (started.transaction_id,))
+        return True
+    flags = [flag for flag in (row["flags"] or "").split(",") if flag]
+    if "transaction_id_reused" not in flags:
+        status = row["status"] if row["status"] == "active" else "flagged"
+        sql.run("UPDATE billing_transactions SET flags = ?, status = ? WHERE transaction_id = ?",
+                (",".join([*flags, "transaction_id_reused"]), status, started.transaction_id))
+    return False
 
 
 def _tariff_in_force(sql: Sql, charge_point_id: str, moment: datetime) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 from adapters.store import EventStore, schema_lock
 from domain.chargepoint import ChargePoint, topic
 from domain.tariffs import TariffBook
-from projections import billing, reservations, status
+from projections import billing, reservations, status, unmatched_stops
 from projections.database import PositionMoved, ReadModelDatabase, Sql, Update
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ FAILURES = {
             error TEXT NOT NULL
         )""",
 }
-TABLES = {**FAILURES, **status.TABLES, **billing.TABLES, **reservations.TABLES}
+TABLES = {**FAILURES, **status.TABLES, **billing.TABLES, **unmatched_stops.TABLES, **reservations.TABLES}
 # Old ones imply events the read models take (ChargePoint.implied_events): always read.
 ANSWERS = frozenset({topic("CallAnswered"), topic("CallFailed")})
 

@@ -12,8 +12,8 @@ from aiohttp import web
 from adapters.api.freshness import fresh_read_models
 from adapters.api.parameters import int_parameter, moment_parameter, path_int
 from adapters.api.responses import ApiError, json_response
-from adapters.api.routing import Route
-from projections import billing
+from adapters.api.routing import Query, Route
+from projections import billing, unmatched_stops
 
 CSV_COLUMNS = (
     "transactionId", "chargePointId", "connectorId", "idTag", "parentIdTag", "startTimestamp", "stopTimestamp",
@@ -65,8 +65,38 @@ async def get_transaction(request: web.Request) -> web.Response:
     return json_response(transaction)
 
 
+async def list_unmatched_stops(request: web.Request) -> web.Response:
+    read_models = await fresh_read_models(request)
+    transaction_id = None
+    if "transactionId" in request.query:
+        transaction_id = int_parameter(request, "transactionId", 0)
+    stops = await asyncio.to_thread(
+        unmatched_stops.find_unmatched_stops,
+        read_models,
+        charge_point_id=request.query.get("chargePointId"),
+        transaction_id=transaction_id,
+        limit=min(int_parameter(request, "limit", 10_000), 100_000),
+    )
+    return json_response({"unmatchedStops": stops})
+
+
 ROUTES = [
     Route("GET", "/api/transactions", list_transactions,
           "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv"),
+    # Before /api/transactions/{transactionId}, which would take its last segment for an id.
+    Route(
+        "GET", "/api/transactions/unmatched-stops", list_unmatched_stops,
+        "StopTransactions that matched no transaction of their charge point",
+        description="A stop for an id the CSMS never issued (reason unknown_transaction) or issued to another"
+        " charge point (reason other_charge_points_transaction, with ownerChargePointId). It ends and bills"
+        " nothing and is not in /api/transactions; the charge point's history keeps it, flagged"
+        " unknown_transaction. Each has the stopping charge point and its event version.",
+        errors={400: "a bad transactionId or limit"},
+        query=(
+            Query("chargePointId", "string", "only the stops this charge point sent"),
+            Query("transactionId", "integer", "only stops of this transaction id"),
+            Query("limit", "integer", "at most this many (10000 by default)"),
+        ),
+    ),
     Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction"),
 ]

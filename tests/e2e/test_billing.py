@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, AsyncIterator
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.ocpp_client import (
     ChargePointClient,
     Operator,
@@ -278,11 +281,12 @@ async def test_a_retried_stop_counts_once_and_oddities_are_flagged_rows(server, 
     assert (bill["status"], bill["flags"], bill["energyWh"], bill["cost"], bill["stopReason"]) == (
         "completed", [], 1000, "2.00", "EVDisconnected"
     )
-    ghost = await operator.get(f"/api/transactions/{unknown}")
-    assert (ghost["status"], ghost["flags"], ghost["chargePointId"], ghost["meterStop"], ghost["idTag"]) == (
-        "flagged", ["unknown_transaction"], "ODD-CP", 777, "ODD-TAG"
+    # The unknown stop takes no transaction id: the operator finds it among the unmatched stops.
+    assert (await operator.request("GET", f"/api/transactions/{unknown}"))[0] == 404
+    [ghost] = (await operator.get("/api/transactions/unmatched-stops?chargePointId=ODD-CP"))["unmatchedStops"]
+    assert (ghost["transactionId"], ghost["reason"], ghost["meterStop"], ghost["idTag"]) == (
+        unknown, "unknown_transaction", 777, "ODD-TAG"
     )
-    assert (ghost["startTimestamp"], ghost["cost"], ghost["energyWh"]) == (None, None, None)
     assert instant(ghost["stopTimestamp"]) == instant("2030-09-01T09:30:00Z")
     went_back = await operator.get(f"/api/transactions/{backwards}")
     assert (went_back["status"], went_back["flags"], went_back["energyWh"]) == (
@@ -298,7 +302,7 @@ async def test_a_retried_stop_counts_once_and_oddities_are_flagged_rows(server, 
         by_status[status] = [t["transactionId"] for t in found]
     assert by_status["active"] == [still_open]
     assert by_status["completed"] == [normal]
-    assert sorted(by_status["flagged"]) == sorted([unknown, backwards, refused])
+    assert sorted(by_status["flagged"]) == sorted([backwards, refused])
     # The retried stop did not count the session twice; the unknown stop is not a session.
     days = (await operator.get("/api/analytics/daily?chargePointId=ODD-CP"))["days"]
     assert [(day["day"], day["sessions"], day["energyWh"]) for day in days] == [("2030-09-01", 3, 1000 + 0 + 10)]
@@ -365,7 +369,87 @@ async def test_a_stop_for_another_charge_points_transaction_does_not_bill_it(ser
     bill = await operator.get(f"/api/transactions/{transaction_id}")
     assert (bill["status"], bill["meterStop"], bill["energyWh"]) == ("completed", 3000, 3000)
     assert await transactions(operator, "chargePointId=FOREIGN-OTHER") == []
+    # The operator sees it among the unmatched stops, with whose transaction it named.
+    [foreign] = (await operator.get("/api/transactions/unmatched-stops?chargePointId=FOREIGN-OTHER"))["unmatchedStops"]
+    assert (foreign["transactionId"], foreign["reason"], foreign["ownerChargePointId"], foreign["meterStop"]) == (
+        transaction_id, "other_charge_points_transaction", "FOREIGN-OWNER", 50_000
+    )
     assert (await operator.get("/api/analytics/daily?chargePointId=FOREIGN-OTHER"))["days"] == []
+
+
+def rebuild(store: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "app", "projections", "rebuild", "--store", store],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_a_stop_of_an_id_not_yet_issued_never_takes_the_session_it_is_then_issued_to(store_url, server_factory):
+    server = server_factory.start(store_url)
+    async with Operator(server.http) as operator:
+        await operator.save_id_tag("TAKE-TAG", "Accepted")
+        await operator.put("/api/tariffs/default", {"pricePerKwh": "0.30", "currency": "EUR"})
+        async with await registered(server, operator, "TAKE-A") as a, \
+                await registered(server, operator, "TAKE-B") as b:
+            earlier = await charge(a, "TAKE-TAG", "2030-11-01T08:00:00Z", "2030-11-01T08:10:00Z", 0, 1000)
+            issued_next = earlier + 1  # ids are sequential: anyone can guess the next one
+            answer = await b.call("StopTransaction", {"transactionId": issued_next, "meterStop": 7,
+                                                      "timestamp": "2030-11-01T09:00:00Z", "idTag": "TAKE-TAG"},
+                                  message_id="guessed-stop")
+            started = await a.call("StartTransaction", {"connectorId": 1, "idTag": "TAKE-TAG", "meterStart": 1000,
+                                                        "timestamp": "2030-11-01T10:00:00Z"})
+            assert started["transactionId"] == issued_next
+            # B stops A's session while it runs: that must not end it either.
+            await b.call("StopTransaction", {"transactionId": issued_next, "meterStop": 9,
+                                             "timestamp": "2030-11-01T10:30:00Z", "reason": "Remote"},
+                         message_id="foreign-stop")
+            await a.call("StopTransaction", {"transactionId": issued_next, "meterStop": 51_000,
+                                             "timestamp": "2030-11-01T12:00:00Z", "reason": "EVDisconnected"})
+
+        async def what_the_operator_sees() -> list[Any]:
+            return [
+                await operator.get(f"/api/transactions/{issued_next}"),
+                await operator.get(f"/api/transactions/unmatched-stops?transactionId={issued_next}"),
+                await transactions(operator, "chargePointId=TAKE-B"),
+                await operator.get("/api/transactions/unmatched-stops?chargePointId=TAKE-A"),
+                (await operator.get("/api/analytics/daily?chargePointId=TAKE-A"))["days"],
+            ]
+
+        live = await what_the_operator_sees()
+        recorded = exchanges(await operator.events("TAKE-B"))
+    # Answered per OCPP (a stop is never refused) and kept in B's history, flagged.
+    assert answer == {"idTagInfo": {"status": "Accepted"}}
+    for message_id in ("guessed-stop", "foreign-stop"):
+        assert event_field(recorded[message_id], "flags") == ["unknown_transaction"]
+
+    bill, unmatched, b_transactions, a_unmatched, a_days = live
+    assert (bill["chargePointId"], bill["connectorId"], bill["meterStart"], bill["meterStop"]) == (
+        "TAKE-A", 1, 1000, 51_000
+    )
+    assert (bill["status"], bill["flags"], bill["energyWh"], bill["durationSeconds"], bill["stopReason"]) == (
+        "completed", [], 50_000, 7200, "EVDisconnected"
+    )
+    assert (bill["cost"], bill["currency"]) == ("15.00", "EUR")
+    assert [(stop["chargePointId"], stop["reason"], stop["ownerChargePointId"], stop["meterStop"],
+             stop["stopReason"], instant(stop["stopTimestamp"])) for stop in unmatched["unmatchedStops"]] == [
+        ("TAKE-B", "unknown_transaction", None, 7, "Local", instant("2030-11-01T09:00:00Z")),
+        ("TAKE-B", "other_charge_points_transaction", "TAKE-A", 9, "Remote", instant("2030-11-01T10:30:00Z")),
+    ]
+    assert [stop["idTag"] for stop in unmatched["unmatchedStops"]] == ["TAKE-TAG", None]
+    assert b_transactions == [] and a_unmatched == {"unmatchedStops": []}
+    assert [(day["sessions"], day["energyWh"]) for day in a_days] == [(2, 1000 + 50_000)]
+
+    # A rebuild from the events gives the operator the same.
+    server.stop()
+    rebuild(store_url)
+    server.start()
+    async with Operator(server.http) as operator:
+        assert await what_the_operator_sees() == live
+
+
+async def test_unmatched_stops_filters_are_checked(server, operator):
+    for query in ("transactionId=abc", "transactionId=-1", "limit=x"):
+        status, reply = await operator.request("GET", f"/api/transactions/unmatched-stops?{query}")
+        assert status == 400 and "must" in reply["error"], (query, reply)
 
 
 # ---- filters, CSV and the daily aggregate ---------------------------------------------------
