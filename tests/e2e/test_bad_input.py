@@ -184,6 +184,40 @@ async def test_a_repeated_message_id_is_answered_again_and_not_processed_twice(s
         assert message_ids.count(message_id) == 1, (message_id, message_ids)
 
 
+async def test_a_message_id_used_again_for_another_call_is_a_new_call(server, operator):
+    await operator.save_id_tag("REUSE-TAG", "Accepted")
+    first_start = {"connectorId": 1, "idTag": "REUSE-TAG", "meterStart": 10, "timestamp": "2025-06-01T10:00:00Z"}
+    other_start = {"connectorId": 2, "idTag": "REUSE-TAG", "meterStart": 20, "timestamp": "2025-06-01T11:00:00Z"}
+    async with await registered(server, operator, "BAD-REUSE") as cp:
+        booted = await cp.call_frame("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"},
+                                     message_id="reused")
+        # The same id with another action: answered by that action, not with the boot's reply.
+        beat = await cp.call_frame("Heartbeat", {}, message_id="reused")
+        # The same id, action and payload: the remembered reply, recorded once.
+        booted_again = await cp.call_frame(
+            "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"}, message_id="reused")
+        beat_again = await cp.call_frame("Heartbeat", {}, message_id="reused")
+        started = await cp.call_frame("StartTransaction", first_start, message_id="reused-start")
+        # The same id and action with another payload: another transaction.
+        other = await cp.call_frame("StartTransaction", other_start, message_id="reused-start")
+        started_again = await cp.call_frame("StartTransaction", first_start, message_id="reused-start")
+        await assert_still_served(cp)
+
+    assert booted[0] == 3 and booted[2]["status"] == "Accepted"
+    assert beat[0] == 3 and set(beat[2]) == {"currentTime"}
+    assert booted_again == booted and beat_again == beat
+    assert started[0] == other[0] == 3
+    assert other[2]["transactionId"] != started[2]["transactionId"]
+    assert started_again == started
+    recorded = [(e["type"], event_field(e, "messageId")) for e in await operator.events("BAD-REUSE")
+                if e["type"] in HANDLED]
+    assert recorded == [
+        ("Booted", "reused"), ("HeartbeatReceived", "reused"),
+        ("TransactionStarted", "reused-start"), ("TransactionStarted", "reused-start"),
+        ("HeartbeatReceived", "m1"),
+    ]
+
+
 # ---- refused and accepted handshakes ----------------------------------------------------------
 
 
