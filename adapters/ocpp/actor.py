@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
+from adapters.ocpp.admissibility import refuse_inadmissible
 from adapters.ocpp.framing import (
     Call,
     CallError,
@@ -217,6 +218,7 @@ class ChargePointActor:
         assert call.action in CHARGE_POINT_ACTIONS
         schemas = self._schemas
         schemas.validate_request(call.action, call.payload)
+        refuse_inadmissible(call.action, call.payload, schemas)
         facts = self._facts()
 
         def command(cp: ChargePoint) -> dict[str, Any]:
