@@ -12,6 +12,10 @@ from typing import Any
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 UNIT_FACTORS = {"Wh": Decimal(1), "kWh": Decimal(1000)}
+# As for meterStart and meterStop (session_totals.py): a register beyond a
+# signed 64-bit value is no meter's reading.
+HIGHEST_REGISTER = 2**63 - 1
+REGISTER_DIGITS = len(str(HIGHEST_REGISTER))  # 19: any value with more integer digits is beyond it
 
 
 def energy_register_wh(sampled_value: dict[str, Any]) -> Decimal | None:
@@ -31,9 +35,12 @@ def energy_register_wh(sampled_value: dict[str, Any]) -> Decimal | None:
         value = Decimal(sampled_value["value"])
     except (InvalidOperation, KeyError, TypeError):
         return None
-    if not value.is_finite():
+    # Not a finite number, or beyond any meter's register: kept as received, not energy.
+    # (Checked before multiplying: 1e1000000 * 1000 overflows the decimal context.)
+    if not value.is_finite() or value.adjusted() >= REGISTER_DIGITS:
         return None
-    return value * factor
+    wh = value * factor
+    return wh if abs(wh) <= HIGHEST_REGISTER else None
 
 
 def energy_readings(meter_values: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ def parse_ocpp_time(text: str) -> datetime:
     """Reads an RFC 3339 date-time; a value without offset is taken as UTC.
 
     RFC 3339 allows a leap second (second 60), which Python's datetime cannot
-    hold: it is read as the first instant of the next minute.
+    hold: it is read as the first instant of the next minute. A date-time
+    Python cannot hold (year 0, past year 9999) raises ValueError.
     """
     text = text.replace("z", "Z")
     leap = len(text) >= 19 and text[16] == ":" and text[17:19] == "60"
@@ -25,5 +26,8 @@ def parse_ocpp_time(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     if leap:
-        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+        try:
+            moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+        except OverflowError:  # the leap second that would end year 9999
+            raise ValueError(f"{text!r} is beyond the last date-time Python can hold") from None
     return moment

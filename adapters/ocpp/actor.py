@@ -10,11 +10,15 @@ call at a time, a timeout, and late replies dropped.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, TypeVar
 
+import orjson
+
+from adapters.ocpp.admissibility import refuse_inadmissible
 from adapters.ocpp.framing import (
     Call,
     CallError,
@@ -75,7 +79,7 @@ class ChargePointActor:
         self._close = close
         # Bounded: a charge point that floods us is slowed down by TCP, not by our memory.
         self._mailbox: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue(MAILBOX_SIZE)
-        self._replies: OrderedDict[str, bytes] = OrderedDict()
+        self._replies: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, asyncio.Future[CallResult | CallError]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -173,9 +177,10 @@ class ChargePointActor:
             self._take_reply(frame)
 
     async def _answer(self, call: Call) -> None:
-        remembered = self._replies.get(call.message_id)
+        key = (call.message_id, _fingerprint(call))
+        remembered = self._replies.get(key)
         if remembered is not None:
-            # The same message id again on this connection: answered, not redone.
+            # The same CALL again (id, action and payload) on this connection: answered, not redone.
             await self._reply(remembered)
             return
         try:
@@ -193,7 +198,7 @@ class ChargePointActor:
         else:
             frame = result_frame(call.message_id, reply)
         # orjson's output keeps its 4 KiB working buffer: remember an exact-size copy.
-        self._replies[call.message_id] = bytes(memoryview(frame))
+        self._replies[key] = bytes(memoryview(frame))
         if len(self._replies) > REMEMBERED_REPLIES:
             self._replies.popitem(last=False)
         await self._reply(frame)
@@ -213,6 +218,7 @@ class ChargePointActor:
         assert call.action in CHARGE_POINT_ACTIONS
         schemas = self._schemas
         schemas.validate_request(call.action, call.payload)
+        refuse_inadmissible(call.action, call.payload, schemas)
         facts = self._facts()
 
         def command(cp: ChargePoint) -> dict[str, Any]:
@@ -312,3 +318,11 @@ class ChargePointActor:
             )
         )
         raise CallRejected(self.id, action, failed.code, failed.description, failed.details)
+
+
+def _fingerprint(call: Call) -> bytes:
+    """What makes a CALL a repeat besides its id: its action and payload (16 bytes, not the payload)."""
+    # Message ids are unique per sender only within a session (OCPP-J section 4.1.1):
+    # the same id with another action or payload is a new call, answered as such.
+    canonical = orjson.dumps([call.action, call.payload], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).digest()

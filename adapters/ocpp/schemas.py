@@ -72,6 +72,8 @@ CENTRAL_SYSTEM_ACTIONS = frozenset(
 
 Validator = Callable[[Payload], Any]
 Check = Callable[[Payload], bool]
+# Where a value sits in a payload: property names, None for "every item of an array".
+SchemaPath = tuple[str | None, ...]
 
 
 def fast_check(schema: dict[str, Any]) -> Check | None:
@@ -89,6 +91,7 @@ class Schemas:
     def __init__(self) -> None:
         self._validators: dict[str, Validator] = {}
         self._is_valid: dict[str, Check] = {}
+        self._date_times: dict[str, tuple[SchemaPath, ...]] = {}
         self._folder = resources.files("ocpp") / "v16" / "schemas"
 
     def _validator(self, name: str) -> Validator:
@@ -112,6 +115,13 @@ class Schemas:
             return
         self._check(action, payload)
 
+    def date_time_paths(self, action: str) -> tuple[SchemaPath, ...]:
+        """Where the action's request holds date-times ("format": "date-time")."""
+        paths = self._date_times.get(action)
+        if paths is None:
+            paths = self._date_times[action] = tuple(_date_time_paths(self.schema(action), ()))
+        return paths
+
     def validate_response(self, action: str, payload: Payload) -> None:
         self._check(f"{action}Response", payload)
 
@@ -126,6 +136,17 @@ class Schemas:
         for action in CHARGE_POINT_ACTIONS | CENTRAL_SYSTEM_ACTIONS:
             self._validator(action)
             self._validator(f"{action}Response")
+
+
+def _date_time_paths(schema: dict[str, Any], path: SchemaPath) -> list[SchemaPath]:
+    if schema.get("format") == "date-time":
+        return [path]
+    found = []
+    for name, inner in schema.get("properties", {}).items():
+        found += _date_time_paths(inner, (*path, name))
+    if isinstance(schema.get("items"), dict):
+        found += _date_time_paths(schema["items"], (*path, None))
+    return found
 
 
 def error_code_for(error: fastjsonschema.JsonSchemaValueException) -> str:

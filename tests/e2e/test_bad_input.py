@@ -13,7 +13,15 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from tests.ocpp_client import ChargePointClient, Operator, event_field, registered, shared_server, ws_base
+from tests.ocpp_client import (
+    ChargePointClient,
+    Operator,
+    event_field,
+    exchanges,
+    registered,
+    shared_server,
+    ws_base,
+)
 
 MAX_FRAME_SIZE = 4096
 PASSWORD = "Correct-Horse-42"
@@ -156,6 +164,89 @@ async def test_an_oversize_frame_closes_only_that_connection_with_1009(lenient_s
     ]
 
 
+# ---- schema-valid values the central system cannot hold --------------------------------------
+
+START = {"connectorId": 1, "idTag": "HOLD-TAG", "meterStart": 0, "timestamp": "2025-06-01T10:00:00Z"}
+SAMPLE = {"timestamp": "2025-06-01T10:05:00Z", "sampledValue": [{"value": "100"}]}
+STATUS = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+STOP = {"transactionId": 1, "meterStop": 10, "timestamp": "2025-06-01T11:00:00Z"}
+UNHOLDABLE = {
+    "year 0": ("StartTransaction", dict(START, timestamp="0000-01-01T00:00:00Z"), "timestamp"),
+    "a leap second past year 9999": ("StartTransaction", dict(START, timestamp="9999-12-31T23:59:60Z"), "timestamp"),
+    "before year 1 in UTC": ("StartTransaction", dict(START, timestamp="0001-01-01T00:00:00+14:00"), "timestamp"),
+    "after year 9999 in UTC": ("StartTransaction", dict(START, timestamp="9999-12-31T23:59:59-14:00"), "timestamp"),
+    "a stop in year 0": ("StopTransaction", dict(STOP, timestamp="0000-01-01T00:00:00Z"), "timestamp"),
+    "transaction data past year 9999": (
+        "StopTransaction", dict(STOP, transactionData=[dict(SAMPLE, timestamp="9999-12-31T23:59:60Z")]),
+        "transactionData[0].timestamp",
+    ),
+    "a meter value in year 0": (
+        "MeterValues", {"connectorId": 1, "meterValue": [SAMPLE, dict(SAMPLE, timestamp="0000-01-01T00:00:00Z")]},
+        "meterValue[1].timestamp",
+    ),
+    "a status before year 1 in UTC": (
+        "StatusNotification", dict(STATUS, timestamp="0001-01-01T00:00:00+14:00"), "timestamp",
+    ),
+    "a NUL in the vendor": (
+        "BootNotification", {"chargePointVendor": "Acme\x00", "chargePointModel": "One"}, "chargePointVendor",
+    ),
+    "a NUL in a status info": ("StatusNotification", dict(STATUS, info="jam\x00med"), "info"),
+    "a NUL in a started idTag": ("StartTransaction", dict(START, idTag="HOLD\x00TAG"), "idTag"),
+    "a NUL in an authorized idTag": ("Authorize", {"idTag": "\x00"}, "idTag"),
+    "a NUL in a sampled value": (
+        "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": "2025-06-01T10:05:00Z",
+                                                          "sampledValue": [{"value": "1\x00"}]}]},
+        "meterValue[0].sampledValue[0].value",
+    ),
+    "a NUL in vendor data": ("DataTransfer", {"vendorId": "Acme", "data": "a\x00b"}, "data"),
+}
+
+
+async def read_model_failures(server: Any, operator: Operator) -> int:
+    assert operator.session is not None
+    async with operator.session.get(f"{server.http}/metrics", headers={"Authorization": ""}) as response:
+        text = await response.text()
+    counted = [line for line in text.splitlines() if line.startswith("csms_read_model_failures ")]
+    assert len(counted) == 1, text
+    return int(counted[0].split()[1])
+
+
+@pytest.mark.parametrize("case", list(UNHOLDABLE))
+async def test_a_value_no_store_can_hold_is_refused_and_nothing_is_recorded(server, operator, case):
+    action, payload, field = UNHOLDABLE[case]
+    charge_point_id = f"BAD-HOLD-{list(UNHOLDABLE).index(case)}"
+    await operator.save_id_tag("HOLD-TAG", "Accepted")
+    async with await registered(server, operator, charge_point_id) as cp:
+        refused = await cp.call_frame(action, payload, message_id="unholdable")
+        # A retry is refused alike: the value is the charge point's, not a fault of ours.
+        refused_again = await cp.call_frame(action, payload, message_id="unholdable-again")
+        await assert_still_served(cp)
+
+    assert refused[:3] == [4, "unholdable", "PropertyConstraintViolation"], refused
+    assert refused_again[2:] == refused[2:]
+    assert field in refused[3] and refused[4] == {"path": field}
+    assert await handled(operator, charge_point_id) == ["HeartbeatReceived"]
+    status, body = await operator.request("GET", "/api/transactions")
+    assert status == 200, body
+    status, body = await operator.request("GET", f"/api/chargepoints/{charge_point_id}")
+    assert status == 200, body
+    assert await read_model_failures(server, operator) == 0
+
+
+async def test_a_sampled_value_that_is_no_number_is_kept_and_not_counted_as_energy(server, operator):
+    readings = [{"value": "1e1000000"}, {"value": "1e999999", "unit": "kWh"}, {"value": "NaN"}, {"value": "250"}]
+    request = {"connectorId": 1, "meterValue": [{"timestamp": "2025-06-01T10:05:00Z", "sampledValue": readings}]}
+    async with await registered(server, operator, "BAD-HUGE-METER") as cp:
+        answer = await cp.call_frame("MeterValues", request, message_id="huge")
+        await assert_still_served(cp)
+
+    assert answer == [3, "huge", {}]
+    recorded = exchanges(await operator.events("BAD-HUGE-METER"))["huge"]
+    assert event_field(recorded, "request") == request  # as received
+    assert [r["energyWh"] for r in event_field(recorded, "energyReadings")] in ([250], ["250"])
+    assert await read_model_failures(server, operator) == 0
+
+
 # ---- a repeated message id -------------------------------------------------------------------
 
 
@@ -182,6 +273,40 @@ async def test_a_repeated_message_id_is_answered_again_and_not_processed_twice(s
         "Registered", "Connected", "Disconnected")]
     for message_id in ("dup-beat", "dup-start", "dup-data"):
         assert message_ids.count(message_id) == 1, (message_id, message_ids)
+
+
+async def test_a_message_id_used_again_for_another_call_is_a_new_call(server, operator):
+    await operator.save_id_tag("REUSE-TAG", "Accepted")
+    first_start = {"connectorId": 1, "idTag": "REUSE-TAG", "meterStart": 10, "timestamp": "2025-06-01T10:00:00Z"}
+    other_start = {"connectorId": 2, "idTag": "REUSE-TAG", "meterStart": 20, "timestamp": "2025-06-01T11:00:00Z"}
+    async with await registered(server, operator, "BAD-REUSE") as cp:
+        booted = await cp.call_frame("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"},
+                                     message_id="reused")
+        # The same id with another action: answered by that action, not with the boot's reply.
+        beat = await cp.call_frame("Heartbeat", {}, message_id="reused")
+        # The same id, action and payload: the remembered reply, recorded once.
+        booted_again = await cp.call_frame(
+            "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"}, message_id="reused")
+        beat_again = await cp.call_frame("Heartbeat", {}, message_id="reused")
+        started = await cp.call_frame("StartTransaction", first_start, message_id="reused-start")
+        # The same id and action with another payload: another transaction.
+        other = await cp.call_frame("StartTransaction", other_start, message_id="reused-start")
+        started_again = await cp.call_frame("StartTransaction", first_start, message_id="reused-start")
+        await assert_still_served(cp)
+
+    assert booted[0] == 3 and booted[2]["status"] == "Accepted"
+    assert beat[0] == 3 and set(beat[2]) == {"currentTime"}
+    assert booted_again == booted and beat_again == beat
+    assert started[0] == other[0] == 3
+    assert other[2]["transactionId"] != started[2]["transactionId"]
+    assert started_again == started
+    recorded = [(e["type"], event_field(e, "messageId")) for e in await operator.events("BAD-REUSE")
+                if e["type"] in HANDLED]
+    assert recorded == [
+        ("Booted", "reused"), ("HeartbeatReceived", "reused"),
+        ("TransactionStarted", "reused-start"), ("TransactionStarted", "reused-start"),
+        ("HeartbeatReceived", "m1"),
+    ]
 
 
 # ---- refused and accepted handshakes ----------------------------------------------------------

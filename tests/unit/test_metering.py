@@ -38,9 +38,14 @@ def test_a_wh_reading_keeps_its_fraction() -> None:
         {"value": "Infinity"},
         {"unit": "Wh"},
         {"value": None},
+        {"value": "1e1000000"},  # beyond the decimal context: it must not raise
+        {"value": "1e999999", "unit": "kWh"},
+        {"value": "9223372036854775808"},  # beyond any 64-bit register
+        {"value": "9300000000000000", "unit": "kWh"},
     ],
     ids=["power", "export", "per phase", "signed", "reactive unit", "words", "decimal comma", "nan",
-         "infinity", "no value", "null value"],
+         "infinity", "no value", "null value", "beyond the context", "beyond the context in kWh",
+         "beyond a register", "beyond a register in kWh"],
 )
 def test_what_is_not_the_import_register_in_a_known_unit_is_no_reading(sampled_value: dict[str, Any]) -> None:
     assert energy_register_wh(sampled_value) is None
