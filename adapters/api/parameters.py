@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from adapters.api.responses import ApiError
-from adapters.service.connections import CHARGE_POINT_ID
+from adapters.service.connections import is_charge_point_id
 from adapters.service.startup import CHARGE_POINTS
 from domain.timestamps import parse_ocpp_time
 
@@ -22,7 +22,7 @@ MAX_PAGE = 1000
 
 def charge_point_id_of(request: web.Request) -> str:
     charge_point_id = request.match_info["chargePointId"]
-    if not CHARGE_POINT_ID.match(charge_point_id):
+    if not is_charge_point_id(charge_point_id):
         raise ApiError(400, "not a valid charge point identity")
     return charge_point_id
 
