@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from adapters.api.freshness import fresh_read_models
-from adapters.api.parameters import int_parameter, moment_parameter, path_int
+from adapters.api.parameters import int_parameter, moment_parameter, path_int, text_parameter
 from adapters.api.responses import ApiError, json_response
-from adapters.api.routing import Route
+from adapters.api.routing import Query, Route
 from projections import billing
 
 CSV_COLUMNS = (
@@ -30,8 +30,8 @@ async def list_transactions(request: web.Request) -> web.StreamResponse:
     transactions = await asyncio.to_thread(
         billing.find_transactions,
         read_models,
-        charge_point_id=request.query.get("chargePointId"),
-        id_tag=request.query.get("idTag"),
+        charge_point_id=text_parameter(request, "chargePointId"),
+        id_tag=text_parameter(request, "idTag"),
         status=status,
         since=moment_parameter(request, "since"),
         until=moment_parameter(request, "until"),
@@ -67,6 +67,17 @@ async def get_transaction(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("GET", "/api/transactions", list_transactions,
-          "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv"),
-    Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction"),
+          "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv",
+          errors={400: "a bad query parameter (the message names it)"},
+          query=(
+              Query("chargePointId", "string", "only this charge point's"),
+              Query("idTag", "string", "only this id tag's"),
+              Query("since", "string", "ISO 8601: sessions started at or after this moment"),
+              Query("until", "string", "ISO 8601: sessions started before this moment"),
+              Query("status", "string", ", ".join(billing.STATUSES)),
+              Query("limit", "integer", "at most this many (default 10000, never more than 100000)"),
+              Query("format", "string", "csv for finished sessions as CSV"),
+          )),
+    Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction",
+          errors={400: "the transaction id is not a 64-bit integer", 404: "unknown transaction"}),
 ]
