@@ -9,15 +9,26 @@ that is not refused would register its identity.
 from __future__ import annotations
 
 import re
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import aiohttp
 import pytest
 from yarl import URL
 
-from tests.ocpp_client import API_TOKEN, Operator, shared_server
+from tests.conftest import Server
+from tests.ocpp_client import API_TOKEN, Operator, fresh_store
 
-server = shared_server("--auto-register")
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per store kind for the module, its uploads in a folder of its own."""
+    folder = tmp_path_factory.mktemp("api-input")
+    with fresh_store(request.param, folder) as store:
+        served = Server(store, "--call-timeout", "2", "--auto-register", "--data-dir", str(folder / "files"))
+        try:
+            yield served.start()
+        finally:
+            served.stop()
 
 PARAMETER = re.compile(r"{(\w+)}")
 HOSTILE = [
