@@ -42,5 +42,7 @@ ROUTES = [
         ),
     ),
     Route("GET", "/api/chargepoints/{chargePointId}/state", charge_point_state,
-          "The charge point's state as it was at ?at=ISO8601 (default now)"),
+          "The charge point's state as it was at ?at=ISO8601 (default now)",
+          errors={**CHARGE_POINT_ERRORS, 400: "a bad identity, or at is not a date-time within 0001-9999 in UTC"},
+          query=(Query("at", "string", "ISO 8601 moment (default now)"),)),
 ]

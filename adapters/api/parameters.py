@@ -1,28 +1,35 @@
 """Reading what an operator sent: path segments, query parameters, JSON bodies.
 
 A bad value is a 400 (or 422 for a body field that breaks its rule) with a
-message that names it.
+message that names it. A value is taken only when both stores can hold it:
+integers are 64-bit signed, moments lie within Python's datetime range once
+in UTC (PostgreSQL's timestamptz holds all of those), and text has no NUL.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from adapters.api.responses import ApiError
-from adapters.service.connections import CHARGE_POINT_ID
+from adapters.service.connections import is_charge_point_id
 from adapters.service.startup import CHARGE_POINTS
 from domain.timestamps import parse_ocpp_time
 
 MAX_PAGE = 1000
+# What an integer column holds in both stores (SQLite INTEGER, PostgreSQL bigint).
+SMALLEST_INT = -(2**63)
+LARGEST_INT = 2**63 - 1
+DIGITS = re.compile(r"[+-]?[0-9]+")
 
 
 def charge_point_id_of(request: web.Request) -> str:
     charge_point_id = request.match_info["chargePointId"]
-    if not CHARGE_POINT_ID.match(charge_point_id):
+    if not is_charge_point_id(charge_point_id):
         raise ApiError(400, "not a valid charge point identity")
     return charge_point_id
 
@@ -56,37 +63,44 @@ def optional_string(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _integer(name: str, text: str, minimum: int = SMALLEST_INT) -> int:
+    """``text`` as an integer from ``minimum`` up to the largest 64-bit one; else a 400 naming ``name``."""
+    if not DIGITS.fullmatch(text):
+        raise ApiError(400, f"{name} must be an integer")
+    significant = text.lstrip("+-").lstrip("0")
+    # More digits than any 64-bit integer has: out of range (and never handed to int()).
+    value = int(text) if len(significant) <= 19 else (SMALLEST_INT - 1 if text[0] == "-" else LARGEST_INT + 1)
+    if value < minimum:
+        raise ApiError(400, f"{name} must not be negative" if minimum == 0 else f"{name} must be {minimum} or more")
+    if value > LARGEST_INT:
+        raise ApiError(400, f"{name} must be at most {LARGEST_INT}")
+    return value
+
+
 def int_parameter(request: web.Request, name: str, default: int) -> int:
     text = request.query.get(name)
     if text is None:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
-    if value < 0:
-        raise ApiError(400, f"{name} must not be negative")
-    return value
+    return _integer(name, text, minimum=0)
 
 
 def required_int(request: web.Request, name: str, minimum: int = 0) -> int:
     text = request.query.get(name)
     if text is None:
         raise ApiError(400, f"{name} is required")
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
-    if value < minimum:
-        raise ApiError(400, f"{name} must be {minimum} or more")
-    return value
+    return _integer(name, text, minimum)
 
 
 def path_int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
+    return _integer(name, request.match_info[name])
+
+
+def text_parameter(request: web.Request, name: str) -> str | None:
+    """A text query parameter; a NUL character, which no store's text holds, is a 400."""
+    text = request.query.get(name)
+    if text is not None and "\x00" in text:
+        raise ApiError(400, f"{name} must not contain a NUL character")
+    return text
 
 
 def moment_parameter(request: web.Request, name: str) -> datetime | None:
@@ -94,6 +108,26 @@ def moment_parameter(request: web.Request, name: str) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_ocpp_time(text)
+        moment = parse_ocpp_time(text)
+        moment.astimezone(UTC)  # in range in UTC too, as the stores compare it
     except ValueError:
         raise ApiError(400, f"{name} must be an ISO 8601 date-time") from None
+    except OverflowError:
+        # A leap second at the end of 9999, or an offset that carries past year 1 or 9999.
+        raise ApiError(400, f"{name} is out of range: it must lie between 0001-01-01 and 9999-12-31 in UTC") from None
+    return moment
+
+
+def day_parameter(request: web.Request, name: str) -> str | None:
+    """A day as YYYY-MM-DD, given as a date or as a date-time (whose own date counts)."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if len(text) > 10:
+        moment = moment_parameter(request, name)
+        assert moment is not None
+        return moment.date().isoformat()
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO 8601 date (YYYY-MM-DD) or date-time") from None

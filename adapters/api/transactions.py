@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.api.freshness import fresh_read_models
-from adapters.api.parameters import int_parameter, moment_parameter, path_int
+from adapters.api.parameters import int_parameter, moment_parameter, path_int, text_parameter
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Query, Route
 from projections import billing, unmatched_stops
@@ -30,8 +30,8 @@ async def list_transactions(request: web.Request) -> web.StreamResponse:
     transactions = await asyncio.to_thread(
         billing.find_transactions,
         read_models,
-        charge_point_id=request.query.get("chargePointId"),
-        id_tag=request.query.get("idTag"),
+        charge_point_id=text_parameter(request, "chargePointId"),
+        id_tag=text_parameter(request, "idTag"),
         status=status,
         since=moment_parameter(request, "since"),
         until=moment_parameter(request, "until"),
@@ -73,7 +73,7 @@ async def list_unmatched_stops(request: web.Request) -> web.Response:
     stops = await asyncio.to_thread(
         unmatched_stops.find_unmatched_stops,
         read_models,
-        charge_point_id=request.query.get("chargePointId"),
+        charge_point_id=text_parameter(request, "chargePointId"),
         transaction_id=transaction_id,
         limit=min(int_parameter(request, "limit", 10_000), 100_000),
     )
@@ -82,7 +82,17 @@ async def list_unmatched_stops(request: web.Request) -> web.Response:
 
 ROUTES = [
     Route("GET", "/api/transactions", list_transactions,
-          "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv"),
+          "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv",
+          errors={400: "a bad query parameter (the message names it)"},
+          query=(
+              Query("chargePointId", "string", "only this charge point's"),
+              Query("idTag", "string", "only this id tag's"),
+              Query("since", "string", "ISO 8601: sessions started at or after this moment"),
+              Query("until", "string", "ISO 8601: sessions started before this moment"),
+              Query("status", "string", ", ".join(billing.STATUSES)),
+              Query("limit", "integer", "at most this many (default 10000, never more than 100000)"),
+              Query("format", "string", "csv for finished sessions as CSV"),
+          )),
     # Before /api/transactions/{transactionId}, which would take its last segment for an id.
     Route(
         "GET", "/api/transactions/unmatched-stops", list_unmatched_stops,
@@ -98,5 +108,6 @@ ROUTES = [
             Query("limit", "integer", "at most this many (10000 by default)"),
         ),
     ),
-    Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction"),
+    Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction",
+          errors={400: "the transaction id is not a 64-bit integer", 404: "unknown transaction"}),
 ]

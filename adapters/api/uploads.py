@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.helpers import parse_mimetype
 
 from adapters.api.responses import ApiError
 from adapters.service.startup import CLOCK, FILES
@@ -14,7 +15,7 @@ from domain.timestamps import format_ocpp_time
 
 CHUNK = 64 * 1024
 UPLOAD_ERRORS = {
-    400: "a bad charge point identity or file name, or a multipart body without a file",
+    400: "a bad charge point identity or file name, or a multipart body that is malformed or holds no file",
     404: "unknown charge point",
     413: "the file is larger than --max-file-size",
 }
@@ -49,16 +50,24 @@ async def store_upload(request: web.Request, directory: Path, name: str | None) 
 
 async def _first_file_part(request: web.Request) -> BodyPartReader:
     """The first part with a file name; other form fields are skipped."""
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.filename:
-            return part
+    if not parse_mimetype(request.headers.get(hdrs.CONTENT_TYPE, "")).parameters.get("boundary"):
+        raise ApiError(400, f"the Content-Type {request.content_type} needs a boundary parameter")
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.filename:
+                return part
+    except ValueError as malformed:  # aiohttp's multipart reader says what it could not find
+        raise ApiError(400, f"the multipart body is malformed: {malformed}") from None
     raise ApiError(400, "the multipart body holds no file")
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
-        yield chunk
+    try:
+        while chunk := await part.read_chunk(CHUNK):
+            yield chunk
+    except ValueError as malformed:
+        raise ApiError(400, f"the multipart body is malformed: {malformed}") from None
 
 
 def file_view(stored: StoredFile, url: str) -> dict[str, Any]:

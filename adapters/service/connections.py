@@ -19,8 +19,14 @@ from adapters.service.settings import Clock
 
 log = logging.getLogger(__name__)
 
-# OCPP identities are CiString48-ish; we refuse what cannot be a URL path segment.
-CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9._:\-*+~@|]{1,48}$")
+# OCPP identities are CiString48-ish; we refuse what cannot be a URL path segment:
+# ".", ".." and "..." are relative path steps (also as %2E%2E), never names.
+CHARGE_POINT_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._:\-*+~@|]{1,48}$")
+
+
+def is_charge_point_id(text: str) -> bool:
+    """Whether ``text`` is a charge point identity we accept (the whole of it: no trailing newline)."""
+    return CHARGE_POINT_ID.fullmatch(text) is not None
 TAKEOVER_WAIT = 10.0
 
 
@@ -47,7 +53,7 @@ class Connections:
 
     async def admit(self, charge_point_id: str, authorization: str | None) -> None:
         """Checks a WebSocket handshake; raises Refused with 400, 401 or 404."""
-        if not CHARGE_POINT_ID.match(charge_point_id):
+        if not is_charge_point_id(charge_point_id):
             raise Refused(400, "not a valid charge point identity")
         if not await self._charge_points.exists(charge_point_id):
             if not self._auto_register:
