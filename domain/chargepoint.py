@@ -156,7 +156,7 @@ class ChargePoint(BaseAggregate[str]):
             reply = transactions.repeated_start_reply(earlier)  # a retry: the same id, the same verdict
             self._transaction_start_repeated(message_id, request, reply, facts.now)
             return reply
-        info = facts.id_tag_info(request["idTag"])
+        info = facts.id_tag_info_at_start(request["idTag"])  # ConcurrentTx only here (section 7.2)
         # OCPP 1.6 section 4.8: always a transactionId, even for a refused tag (the charge point then stops).
         transaction_id = facts.allocate_transaction_id()
         reservation_id, reservation_flags = reservation_book.used_by_start(self.reservations, request, info)
@@ -189,7 +189,7 @@ class ChargePoint(BaseAggregate[str]):
         totals = stop_totals(transaction, transaction_id in self.open_transactions, request)
         reply: Payload = {}
         if "idTag" in request:
-            reply["idTagInfo"] = transactions.stop_id_tag_info(facts.id_tag_info(request["idTag"]))
+            reply["idTagInfo"] = facts.id_tag_info(request["idTag"])
         self._transaction_stopped(message_id, request, reply, facts.now, totals.flags, totals.energy_wh,
                                   totals.duration_seconds)
         return reply
