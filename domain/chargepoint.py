@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
 from domain import call_outcomes, chargepoint_events, charging, replies, reservation_book, state_shapes, transactions
+from domain.call_checks import BEFORE_SENDING  # re-exported: what prepare_call checks before sending
 from domain.call_outcomes import Outcome
 from domain.chargepoint_events import ChargePointEvent, topic
 from domain.composite_schedule import connector_schedule
@@ -258,19 +259,6 @@ class ChargePoint(BaseAggregate[str]):
         before_sending = BEFORE_SENDING.get(action)
         return before_sending(self, request, now) if before_sending is not None else None
 
-    def _before_set_charging_profile(self, request: Payload, now: datetime) -> str | None:
-        return charging.set_profile_refusal(request, transactions.by_connector(self.open_transactions))
-
-    def _before_remote_start_transaction(self, request: Payload, now: datetime) -> str | None:
-        return charging.remote_start_refusal(request)
-
-    def _before_reserve_now(self, request: Payload, now: datetime) -> str | None:
-        reason = reservation_book.refusal(request, now)
-        if reason is None:
-            # Pending from the moment it is sent: even with no answer, it expires on time.
-            self._reservation_requested(request, now)
-        return reason
-
     def record_call_sent(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
         self._call_sent(message_id, action, request, sent_at)
 
@@ -389,11 +377,4 @@ ANSWERS: dict[str, Callable[[ChargePoint, str, Payload, Facts], Payload]] = {
     "DataTransfer": ChargePoint.answer_data_transfer,
     "FirmwareStatusNotification": ChargePoint.answer_firmware_status_notification,
     "DiagnosticsStatusNotification": ChargePoint.answer_diagnostics_status_notification,
-}
-
-# What the central system checks, and records, before it sends these calls (ChargePoint.prepare_call).
-BEFORE_SENDING: dict[str, Callable[[ChargePoint, Payload, datetime], str | None]] = {
-    "SetChargingProfile": ChargePoint._before_set_charging_profile,
-    "RemoteStartTransaction": ChargePoint._before_remote_start_transaction,
-    "ReserveNow": ChargePoint._before_reserve_now,
 }
