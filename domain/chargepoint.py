@@ -23,6 +23,7 @@ from domain.composite_schedule import connector_schedule
 from domain.facts import Facts, Payload
 from domain.local_list import LocalList, list_after_version_report, updated_list
 from domain.metering import energy_readings
+from domain.operator_end import STOPPED_AFTER_OPERATOR_END, ended, last_meter_value, settled_late, still_open
 from domain.session_totals import stop_totals
 from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
@@ -204,10 +205,26 @@ class ChargePoint(BaseAggregate[str]):
             stopped = state_shapes.stopped_transaction(started, request, energy_wh, flags)
             self.recent_transactions = transactions.kept_after_stop(self.recent_transactions, stopped)
             self.connectors = transactions.connectors_at_stop(self.connectors, started)
+        elif STOPPED_AFTER_OPERATOR_END in flags:
+            self.recent_transactions = settled_late(self.recent_transactions, transaction_id)
         # OCPP 1.6 section 3.13.1: a TxProfile ends with its transaction.
         connector = started["connectorId"] if started else None
         self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id, connector)
         self.last_seen = received_at
+
+    def end_transaction_by_operator(self, transaction_id: int, reason: str, now: datetime) -> None:
+        started = still_open(self.open_transactions, transaction_id, reason)  # no OCPP call
+        self._transaction_ended_by_operator(transaction_id, reason, now, last_meter_value(started))
+
+    @event("TransactionEndedByOperator", topic="ampledger:ChargePoint.TransactionEndedByOperator")
+    def _transaction_ended_by_operator(self, transaction_id: int, reason: str, ended_at: datetime,
+                                       meter_stop: int | None) -> None:
+        started = self.open_transactions.pop(transaction_id)
+        self.recent_transactions = transactions.kept_after_stop(self.recent_transactions,
+                                                                ended(started, reason, ended_at, meter_stop))
+        self.connectors = transactions.connectors_at_stop(self.connectors, started)
+        self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id,
+                                                                    started["connectorId"])
 
     def answer_meter_values(self, message_id: str, request: Payload, facts: Facts) -> Payload:
         self._meter_values_received(message_id, request, {}, facts.now, energy_readings(request["meterValue"]))

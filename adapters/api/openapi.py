@@ -206,6 +206,12 @@ API_SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "TransactionEnd": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 255,
+                                  "description": "why the operator ends the transaction; recorded in its history"}},
+    },
     "IdTagList": {
         "type": "object",
         "required": ["idTags"],

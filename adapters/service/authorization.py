@@ -15,6 +15,7 @@ from domain.idtags import IdTagRegistry, id_tag_info, start_id_tag_info, tag_key
 
 STARTED = topic("TransactionStarted")
 STOPPED = topic("TransactionStopped")
+ENDED_BY_OPERATOR = topic("TransactionEndedByOperator")
 
 
 class ActiveTransactions:
@@ -34,8 +35,9 @@ class ActiveTransactions:
                 key = tag_key(event.request["idTag"])
                 self._tag_of[event.transaction_id] = key
                 self._count[key] = self._count.get(key, 0) + 1
-            elif topic == STOPPED:
-                stopped = self._tag_of.pop(event.request["transactionId"], None)
+            elif topic in (STOPPED, ENDED_BY_OPERATOR):
+                transaction_id = event.transaction_id if topic == ENDED_BY_OPERATOR else event.request["transactionId"]
+                stopped = self._tag_of.pop(transaction_id, None)
                 if stopped is not None:
                     key = stopped
                     self._count[key] -= 1
