@@ -16,12 +16,14 @@ from typing import Callable, Sequence
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
 from domain import call_outcomes, chargepoint_events, charging, replies, reservation_book, state_shapes, transactions
+from domain.call_checks import BEFORE_SENDING  # re-exported: what prepare_call checks before sending
 from domain.call_outcomes import Outcome
 from domain.chargepoint_events import ChargePointEvent, topic
 from domain.composite_schedule import connector_schedule
 from domain.facts import Facts, Payload
 from domain.local_list import LocalList, list_after_version_report, updated_list
 from domain.metering import energy_readings
+from domain.operator_end import STOPPED_AFTER_OPERATOR_END, ended, last_meter_value, settled_late, still_open
 from domain.session_totals import stop_totals
 from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
@@ -156,7 +158,7 @@ class ChargePoint(BaseAggregate[str]):
             reply = transactions.repeated_start_reply(earlier)  # a retry: the same id, the same verdict
             self._transaction_start_repeated(message_id, request, reply, facts.now)
             return reply
-        info = facts.id_tag_info(request["idTag"])
+        info = facts.id_tag_info_at_start(request["idTag"])  # ConcurrentTx only here (section 7.2)
         # OCPP 1.6 section 4.8: always a transactionId, even for a refused tag (the charge point then stops).
         transaction_id = facts.allocate_transaction_id()
         reservation_id, reservation_flags = reservation_book.used_by_start(self.reservations, request, info)
@@ -189,7 +191,7 @@ class ChargePoint(BaseAggregate[str]):
         totals = stop_totals(transaction, transaction_id in self.open_transactions, request)
         reply: Payload = {}
         if "idTag" in request:
-            reply["idTagInfo"] = transactions.stop_id_tag_info(facts.id_tag_info(request["idTag"]))
+            reply["idTagInfo"] = facts.id_tag_info(request["idTag"])
         self._transaction_stopped(message_id, request, reply, facts.now, totals.flags, totals.energy_wh,
                                   totals.duration_seconds)
         return reply
@@ -203,10 +205,26 @@ class ChargePoint(BaseAggregate[str]):
             stopped = state_shapes.stopped_transaction(started, request, energy_wh, flags)
             self.recent_transactions = transactions.kept_after_stop(self.recent_transactions, stopped)
             self.connectors = transactions.connectors_at_stop(self.connectors, started)
+        elif STOPPED_AFTER_OPERATOR_END in flags:
+            self.recent_transactions = settled_late(self.recent_transactions, transaction_id)
         # OCPP 1.6 section 3.13.1: a TxProfile ends with its transaction.
         connector = started["connectorId"] if started else None
         self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id, connector)
         self.last_seen = received_at
+
+    def end_transaction_by_operator(self, transaction_id: int, reason: str, now: datetime) -> None:
+        started = still_open(self.open_transactions, transaction_id, reason)  # no OCPP call
+        self._transaction_ended_by_operator(transaction_id, reason, now, last_meter_value(started))
+
+    @event("TransactionEndedByOperator", topic="ampledger:ChargePoint.TransactionEndedByOperator")
+    def _transaction_ended_by_operator(self, transaction_id: int, reason: str, ended_at: datetime,
+                                       meter_stop: int | None) -> None:
+        started = self.open_transactions.pop(transaction_id)
+        self.recent_transactions = transactions.kept_after_stop(self.recent_transactions,
+                                                                ended(started, reason, ended_at, meter_stop))
+        self.connectors = transactions.connectors_at_stop(self.connectors, started)
+        self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id,
+                                                                    started["connectorId"])
 
     def answer_meter_values(self, message_id: str, request: Payload, facts: Facts) -> Payload:
         self._meter_values_received(message_id, request, {}, facts.now, energy_readings(request["meterValue"]))
@@ -257,19 +275,6 @@ class ChargePoint(BaseAggregate[str]):
         """Why `action` must not be sent, or None once it may; first records what must be history before it goes."""
         before_sending = BEFORE_SENDING.get(action)
         return before_sending(self, request, now) if before_sending is not None else None
-
-    def _before_set_charging_profile(self, request: Payload, now: datetime) -> str | None:
-        return charging.set_profile_refusal(request, transactions.by_connector(self.open_transactions))
-
-    def _before_remote_start_transaction(self, request: Payload, now: datetime) -> str | None:
-        return charging.remote_start_refusal(request)
-
-    def _before_reserve_now(self, request: Payload, now: datetime) -> str | None:
-        reason = reservation_book.refusal(request, now)
-        if reason is None:
-            # Pending from the moment it is sent: even with no answer, it expires on time.
-            self._reservation_requested(request, now)
-        return reason
 
     def record_call_sent(self, message_id: str, action: str, request: Payload, sent_at: datetime) -> None:
         self._call_sent(message_id, action, request, sent_at)
@@ -389,11 +394,4 @@ ANSWERS: dict[str, Callable[[ChargePoint, str, Payload, Facts], Payload]] = {
     "DataTransfer": ChargePoint.answer_data_transfer,
     "FirmwareStatusNotification": ChargePoint.answer_firmware_status_notification,
     "DiagnosticsStatusNotification": ChargePoint.answer_diagnostics_status_notification,
-}
-
-# What the central system checks, and records, before it sends these calls (ChargePoint.prepare_call).
-BEFORE_SENDING: dict[str, Callable[[ChargePoint, Payload, datetime], str | None]] = {
-    "SetChargingProfile": ChargePoint._before_set_charging_profile,
-    "RemoteStartTransaction": ChargePoint._before_remote_start_transaction,
-    "ReserveNow": ChargePoint._before_reserve_now,
 }

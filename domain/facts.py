@@ -20,11 +20,17 @@ class Facts:
 
     now: datetime
     heartbeat_interval: int
-    # The IdTagInfo for a tag, ConcurrentTx included, as the registry says now.
+    # The IdTagInfo for a tag as the registry says now: its own status (Authorize, StopTransaction).
     id_tag_info: Callable[[str], Payload]
     # A transactionId never handed out before, by any node, ever.
     allocate_transaction_id: Callable[[], int]
     vendor_handlers: Mapping[str, VendorHandler] = field(default_factory=dict)
+    # The IdTagInfo a StartTransaction gets: ConcurrentTx once the tag runs as many transactions, on
+    # any charge point, as its maxConcurrentTransactions allows. Unset: the tag's own (id_tag_info).
+    start_id_tag_info: Callable[[str], Payload] | None = None
+
+    def id_tag_info_at_start(self, id_tag: str) -> Payload:
+        return (self.start_id_tag_info or self.id_tag_info)(id_tag)
 
     def vendor_handler(self, vendor_id: str) -> VendorHandler | None:
         """The DataTransfer handler of a vendor: vendorId is CiString255, so any case names the same vendor."""

@@ -1,4 +1,4 @@
-"""The IdTag registry and the authorization rule (OCPP 1.6 section 3.4).
+"""The IdTag registry and the authorization rules (OCPP 1.6 sections 3.4, 7.2).
 
 One aggregate holds every id tag the operator registered; it stays small per
 event and snapshots keep it quick to load. Keys are lower case because
@@ -17,6 +17,8 @@ from domain.timestamps import format_ocpp_time, parse_ocpp_time
 
 REGISTRY_ID = "idtags"
 STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
+# Tags saved before the limit existed, and tags saved without one, run one transaction at a time.
+DEFAULT_MAX_CONCURRENT_TRANSACTIONS = 1
 
 
 class IdTagRejected(ValueError):
@@ -46,6 +48,7 @@ class IdTagRegistry(BaseAggregate[str]):
         status: str,
         expiry_date: str | None = None,
         parent_id_tag: str | None = None,
+        max_concurrent_transactions: int | None = DEFAULT_MAX_CONCURRENT_TRANSACTIONS,
     ) -> dict[str, Any]:
         if not id_tag or len(id_tag) > 20:
             raise IdTagRejected("idTag must be 1 to 20 characters")
@@ -53,16 +56,21 @@ class IdTagRegistry(BaseAggregate[str]):
             raise IdTagRejected(f"status must be one of {', '.join(STATUSES)}")
         if parent_id_tag is not None and not 0 < len(parent_id_tag) <= 20:
             raise IdTagRejected("parentIdTag must be 1 to 20 characters")
+        limit = max_concurrent_transactions
+        # None is unlimited; a bool is not a count, though Python calls it an int.
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise IdTagRejected("maxConcurrentTransactions must be an integer of at least 1, or null for unlimited")
         if expiry_date is not None:
             try:
                 expiry_date = format_ocpp_time(parse_ocpp_time(expiry_date))
             except ValueError:
                 raise IdTagRejected("expiryDate must be an ISO 8601 date-time") from None
-        entry = {"idTag": id_tag, "status": status}
+        entry: dict[str, Any] = {"idTag": id_tag, "status": status}
         if expiry_date is not None:
             entry["expiryDate"] = expiry_date
         if parent_id_tag is not None:
             entry["parentIdTag"] = parent_id_tag
+        entry["maxConcurrentTransactions"] = limit
         self._tag_saved(entry=entry)
         return entry
 
@@ -84,13 +92,22 @@ class IdTagRegistry(BaseAggregate[str]):
         return self.tags.get(tag_key(id_tag))
 
 
-def id_tag_info(
-    entry: dict[str, Any] | None, now: datetime, in_transaction: bool
-) -> dict[str, Any]:
-    """The IdTagInfo the central system answers for a tag at ``now``.
+def max_concurrent_transactions(entry: dict[str, Any]) -> int | None:
+    """How many transactions the tag may run at once; None: unlimited."""
+    # IdTagSaved events recorded before the limit existed carry none: they allowed one.
+    return entry.get("maxConcurrentTransactions", DEFAULT_MAX_CONCURRENT_TRANSACTIONS)  # type: ignore[no-any-return]
 
-    Unknown tags are Invalid; a passed expiryDate makes Expired; a tag already
-    charging elsewhere gets ConcurrentTx, so one card cannot run two sessions.
+
+def tag_view(entry: dict[str, Any]) -> dict[str, Any]:
+    """The tag as the operator sees it, its limit shown even when its event predates it."""
+    return {**entry, "maxConcurrentTransactions": max_concurrent_transactions(entry)}
+
+
+def id_tag_info(entry: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The IdTagInfo of a tag at ``now``: its own status, as Authorize and StopTransaction answer it.
+
+    Unknown tags are Invalid; a passed expiryDate makes Expired. Never
+    ConcurrentTx: OCPP 1.6 section 7.2 keeps that for StartTransaction.
     """
     if entry is None:
         return {"status": "Invalid"}
@@ -101,6 +118,17 @@ def id_tag_info(
             info["status"] = "Expired"
     if "parentIdTag" in entry:
         info["parentIdTag"] = entry["parentIdTag"]
-    if info["status"] == "Accepted" and in_transaction:
+    return info
+
+
+def start_id_tag_info(entry: dict[str, Any] | None, now: datetime, running: int) -> dict[str, Any]:
+    """The IdTagInfo a StartTransaction gets, ``running`` being the tag's accepted, unfinished transactions.
+
+    ConcurrentTx (OCPP 1.6 section 7.2) once the tag already runs as many as
+    its maxConcurrentTransactions allows; otherwise the tag's own status.
+    """
+    info = id_tag_info(entry, now)
+    limit = max_concurrent_transactions(entry) if entry is not None else None
+    if info["status"] == "Accepted" and limit is not None and running >= limit:
         info["status"] = "ConcurrentTx"
     return info

@@ -8,6 +8,8 @@ is flagged:
 
 - ``unknown_transaction``: this charge point has no transaction with that id;
 - ``repeated_stop``: the transaction was stopped before;
+- ``stopped_after_operator_end``: the operator ended it first (operator_end.py);
+  the stop's figures settle it;
 - ``meter_out_of_range``: a register beyond a signed 64-bit value (what
   uninitialised meters send) or an energy above MAX_SESSION_WH; energy 0;
 - ``meter_went_backwards``: meterStop below meterStart; energy 0;
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from domain.operator_end import STOPPED_AFTER_OPERATOR_END, awaits_late_stop
 from domain.state_shapes import Transaction
 from domain.timestamps import parse_ocpp_time
 
@@ -60,7 +63,8 @@ def stop_totals(transaction: Transaction | None, still_open: bool, request: Payl
     """
     if transaction is None:
         return StopTotals(None, None, ["unknown_transaction"])
-    if not still_open:
+    late = not still_open and awaits_late_stop(transaction)
+    if not still_open and not late:
         return StopTotals(None, None, ["repeated_stop"])
     ended = session_totals(
         transaction["meterStart"],
@@ -68,7 +72,9 @@ def stop_totals(transaction: Transaction | None, still_open: bool, request: Payl
         parse_ocpp_time(transaction["startTimestamp"]),
         parse_ocpp_time(request["timestamp"]),
     )
-    return StopTotals(ended.energy_wh, ended.duration_seconds, ended.flags)
+    # A stop after the operator ended the transaction settles it with its own figures.
+    flags = ended.flags + ([STOPPED_AFTER_OPERATOR_END] if late else [])
+    return StopTotals(ended.energy_wh, ended.duration_seconds, flags)
 
 
 def session_totals(meter_start: int | None, meter_stop: int | None,

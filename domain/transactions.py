@@ -55,12 +55,6 @@ def repeated_start_reply(earlier: Transaction) -> Payload:
     return {"transactionId": earlier["transactionId"], "idTagInfo": info}
 
 
-def stop_id_tag_info(info: Payload) -> Payload:
-    """The IdTagInfo a StopTransaction with an idTag gets: ConcurrentTx would be about the very
-    transaction now stopping, the tag's own, so the tag is Accepted instead."""
-    return dict(info, status="Accepted") if info["status"] == "ConcurrentTx" else info
-
-
 def kept_after_stop(recent: Recent, stopped: StoppedTransaction) -> Recent:
     """The recently stopped transactions once ``stopped`` joined them: the newest are kept."""
     return (recent + [stopped])[-RECENT_TRANSACTIONS_KEPT:]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from domain.operator_end import ENDED_BY_OPERATOR, STOPPED_AFTER_OPERATOR_END
 from domain.session_totals import carried_by, session_totals
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
@@ -125,7 +126,8 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
         # (the event keeps it too, flagged unknown_transaction).
         record_unmatched_stop(sql, event, OTHER_CHARGE_POINTS_TRANSACTION, row["charge_point_id"])
         return
-    if row["status"] != "active":
+    settles_operator_end = _settles_operator_end(event, row)
+    if row["status"] != "active" and not settles_operator_end:
         return  # a repeated stop: the first one is the bill
     started_at = _as_datetime(row["start_timestamp"])
     # Stops stored before events carried their totals (version 1) get them
@@ -154,6 +156,11 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
             request["transactionId"],
         ),
     )
+    if settles_operator_end:
+        # The day already counts the session with the inferred figures: it gets the difference.
+        _add_daily_usage(sql, event.originator_id, started_at, energy_wh - (row["energy_wh"] or 0),
+                         duration - (row["duration_seconds"] or 0), sessions=0)
+        return
     _add_daily_usage(sql, event.originator_id, started_at, energy_wh, duration)
 
 
@@ -180,6 +187,37 @@ def _id_is_free_for(started: Any, sql: Sql) -> bool:
     return False
 
 
+def _settles_operator_end(event: Any, row: dict[str, Any]) -> bool:
+    """Whether this stop replaces the figures billing inferred when the operator ended the transaction."""
+    row_flags = (row["flags"] or "").split(",")
+    return (STOPPED_AFTER_OPERATOR_END in getattr(event, "flags", ()) and ENDED_BY_OPERATOR in row_flags
+            and STOPPED_AFTER_OPERATOR_END not in row_flags and row["charge_point_id"] == event.originator_id)
+
+
+def on_transaction_ended_by_operator(event: Any, sql: Sql) -> None:
+    """The operator ended a stale transaction: billed with what is known, flagged ended_by_operator."""
+    row = sql.one("SELECT * FROM billing_transactions WHERE transaction_id = ?", (event.transaction_id,))
+    if row is None or row["status"] != "active":
+        return
+    started_at = _as_datetime(row["start_timestamp"])
+    meter_stop = storable(event.meter_stop) if event.meter_stop is not None else None
+    totals = session_totals(row["meter_start"], meter_stop, started_at, event.ended_at)
+    # No meter value known: the energy is unknown, not out of range.
+    inferred = [flag for flag in totals.flags if meter_stop is not None or flag != "meter_out_of_range"]
+    started_flags = [flag for flag in (row["flags"] or "").split(",") if flag]
+    flags = started_flags + [ENDED_BY_OPERATOR] + [flag for flag in inferred if flag not in started_flags]
+    energy_wh = totals.energy_wh if meter_stop is not None else 0
+    tariff = _tariff_in_force(sql, event.originator_id, started_at)
+    cost = session_cost(tariff, energy_wh, totals.duration_seconds) if tariff else None
+    sql.run(
+        "UPDATE billing_transactions SET stop_timestamp = ?, meter_stop = ?, energy_wh = ?, duration_seconds = ?,"
+        " stop_reason = ?, status = ?, flags = ?, cost = ?, currency = ?, tariff_scope = ? WHERE transaction_id = ?",
+        (event.ended_at, meter_stop, energy_wh, totals.duration_seconds, event.reason, "flagged", ",".join(flags),
+         cost, tariff["currency"] if tariff else None, tariff["scope"] if tariff else None, event.transaction_id),
+    )
+    _add_daily_usage(sql, event.originator_id, started_at, energy_wh, totals.duration_seconds)
+
+
 def _tariff_in_force(sql: Sql, charge_point_id: str, moment: datetime) -> dict[str, Any] | None:
     for scope in (charge_point_id, DEFAULT_SCOPE):
         row = sql.one(
@@ -198,15 +236,16 @@ def _tariff_in_force(sql: Sql, charge_point_id: str, moment: datetime) -> dict[s
     return None
 
 
-def _add_daily_usage(sql: Sql, charge_point_id: str, started_at: datetime, energy_wh: int, seconds: int) -> None:
+def _add_daily_usage(sql: Sql, charge_point_id: str, started_at: datetime, energy_wh: int, seconds: int,
+                     sessions: int = 1) -> None:
     # A session counts on the (UTC) day it started.
     day = started_at.astimezone(UTC).date().isoformat()
     sql.run(
-        "INSERT INTO daily_usage (charge_point_id, day, sessions, energy_wh, charging_seconds) VALUES (?, ?, 1, ?, ?)"
-        " ON CONFLICT (charge_point_id, day) DO UPDATE SET sessions = daily_usage.sessions + 1,"
+        "INSERT INTO daily_usage (charge_point_id, day, sessions, energy_wh, charging_seconds) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (charge_point_id, day) DO UPDATE SET sessions = daily_usage.sessions + excluded.sessions,"
         " energy_wh = daily_usage.energy_wh + excluded.energy_wh,"
         " charging_seconds = daily_usage.charging_seconds + excluded.charging_seconds",
-        (charge_point_id, day, energy_wh, seconds),
+        (charge_point_id, day, sessions, energy_wh, seconds),
     )
 
 
@@ -234,6 +273,7 @@ def _as_datetime(value: Any) -> datetime:
 UPDATES: dict[str, Update] = {
     "TransactionStarted": on_transaction_started,
     "TransactionStopped": on_transaction_stopped,
+    "TransactionEndedByOperator": on_transaction_ended_by_operator,
 }
 TARIFF_UPDATES: dict[str, Update] = {"TariffSet": on_tariff_set}
 

@@ -186,6 +186,14 @@ def on_local_list_version(event: Any, sql: Sql) -> None:
         )
 
 
+def on_transaction_ended_by_operator(event: Any, sql: Sql) -> None:
+    # Not a sign of life: the charge point said nothing, so lastSeen stays.
+    sql.run(
+        "UPDATE cp_connectors SET transaction_id = NULL WHERE charge_point_id = ? AND transaction_id = ?",
+        (event.originator_id, event.transaction_id),
+    )
+
+
 # Event name -> how it changes this read model.
 UPDATES: dict[str, Update] = {
     "Registered": on_registered,
@@ -199,6 +207,7 @@ UPDATES: dict[str, Update] = {
     "TransactionStarted": on_transaction_started,
     "TransactionStartRepeated": _touch,
     "TransactionStopped": on_transaction_stopped,
+    "TransactionEndedByOperator": on_transaction_ended_by_operator,
     "MeterValuesReceived": _touch,
     "DataTransferReceived": _touch,
     "FirmwareStatusReported": on_firmware_status,

@@ -25,13 +25,13 @@ def facts_at(now: datetime, transaction_ids: Iterable[int] = (),
     return Facts(now=now, heartbeat_interval=300, id_tag_info=id_tag_info, allocate_transaction_id=lambda: next(ids))
 
 
-def is_charging(cp: ChargePoint, id_tag: str) -> bool:
-    """Whether the tag (in any case) has a transaction open on this charge point.
+def running(cp: ChargePoint, id_tag: str) -> int:
+    """How many transactions the tag (in any case) has open on this charge point.
 
     What ConcurrentTx needs in a story on one aggregate; the running system
     asks adapters/service/authorization.py, which follows every charge point.
     """
-    return any(tag_key(t["idTag"]) == tag_key(id_tag) for t in cp.open_transactions.values())
+    return sum(tag_key(t["idTag"]) == tag_key(id_tag) for t in cp.open_transactions.values())
 
 
 def replayed(events: Sequence[CanMutateAggregate[str]]) -> Any:

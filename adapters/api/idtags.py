@@ -8,7 +8,7 @@ from adapters.api.parameters import optional_string, read_json_object
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
 from adapters.service.startup import AUTHORIZER
-from domain.idtags import IdTagRejected
+from domain.idtags import DEFAULT_MAX_CONCURRENT_TRANSACTIONS, IdTagRejected, tag_view
 
 BODY_ERRORS = {400: "the body is not a JSON object", 422: "a field breaks its rule"}
 
@@ -20,24 +20,27 @@ async def put_id_tag(request: web.Request) -> web.Response:
     status = optional_string(body, "status") or "Accepted"
     expiry = optional_string(body, "expiryDate")
     parent = optional_string(body, "parentIdTag")
+    # Absent: the default; null: unlimited. The registry checks the value.
+    limit = body.get("maxConcurrentTransactions", DEFAULT_MAX_CONCURRENT_TRANSACTIONS)
     existed = authorizer.registry.find(id_tag) is not None
     try:
-        entry = await authorizer.change(lambda registry: registry.save_tag(id_tag, status, expiry, parent))
+        entry = await authorizer.change(lambda registry: registry.save_tag(id_tag, status, expiry, parent, limit))
     except IdTagRejected as rejected:
         raise ApiError(422, str(rejected)) from None
-    return json_response(entry, 200 if existed else 201)
+    return json_response(tag_view(entry), 200 if existed else 201)
 
 
 async def list_id_tags(request: web.Request) -> web.Response:
     registry = request.app[AUTHORIZER].registry
-    return json_response({"idTags": sorted(registry.tags.values(), key=lambda e: e["idTag"].lower())})
+    entries = sorted(registry.tags.values(), key=lambda e: e["idTag"].lower())
+    return json_response({"idTags": [tag_view(entry) for entry in entries]})
 
 
 async def get_id_tag(request: web.Request) -> web.Response:
     entry = request.app[AUTHORIZER].registry.find(request.match_info["idTag"])
     if entry is None:
         raise ApiError(404, "unknown idTag")
-    return json_response(entry)
+    return json_response(tag_view(entry))
 
 
 async def delete_id_tag(request: web.Request) -> web.Response:

@@ -185,17 +185,32 @@ API_SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid"], "default": "Accepted"},
             "expiryDate": {"type": "string", "format": "date-time"},
             "parentIdTag": {"type": "string", "maxLength": 20},
+            "maxConcurrentTransactions": {
+                "type": "integer", "nullable": True, "minimum": 1, "default": 1,
+                "description": "transactions the tag may run at once; null: unlimited",
+            },
         },
     },
     "IdTag": {
         "type": "object",
-        "required": ["idTag", "status"],
+        "required": ["idTag", "status", "maxConcurrentTransactions"],
         "properties": {
             "idTag": {"type": "string", "maxLength": 20},
             "status": {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid"]},
             "expiryDate": {"type": "string", "format": "date-time"},
             "parentIdTag": {"type": "string", "maxLength": 20},
+            "maxConcurrentTransactions": {
+                "type": "integer", "nullable": True, "minimum": 1,
+                "description": "transactions the tag may run at once (StartTransaction answers ConcurrentTx"
+                               " beyond it); null: unlimited",
+            },
         },
+    },
+    "TransactionEnd": {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 255,
+                                  "description": "why the operator ends the transaction; recorded in its history"}},
     },
     "IdTagList": {
         "type": "object",

@@ -15,7 +15,9 @@ from aiohttp import web
 from adapters.service.commands import CommandRefused
 from adapters.service.local_list_sync import ListTooLong
 from adapters.service.sessions import CallRejected, CallTimeout, NotConnected
+from adapters.service.transaction_end import UnknownTransaction
 from adapters.store import NotRegistered
+from domain.operator_end import ReasonRejected, TransactionNotOpen
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,10 @@ def _extra(failure: Exception) -> dict[str, Any]:
 # A service outcome -> the status an operator gets, with the exception's message.
 STATUS_OF: dict[type[Exception], int] = {
     NotRegistered: 404,
+    UnknownTransaction: 404,
     NotConnected: 409,
+    TransactionNotOpen: 409,
+    ReasonRejected: 422,
     ListTooLong: 409,
     CommandRefused: 422,
     CallRejected: 502,

@@ -10,9 +10,11 @@ from typing import Any
 from aiohttp import web
 
 from adapters.api.freshness import fresh_read_models
-from adapters.api.parameters import int_parameter, moment_parameter, path_int, text_parameter
+from adapters.api.parameters import int_parameter, moment_parameter, path_int, read_json_object, text_parameter
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Query, Route
+from adapters.service.startup import CHARGE_POINTS, CLOCK
+from adapters.service.transaction_end import end_transaction
 from projections import billing, unmatched_stops
 
 CSV_COLUMNS = (
@@ -80,6 +82,18 @@ async def list_unmatched_stops(request: web.Request) -> web.Response:
     return json_response({"unmatchedStops": stops})
 
 
+async def end_stale_transaction(request: web.Request) -> web.Response:
+    transaction_id = path_int(request, "transactionId")
+    body = await read_json_object(request)
+    read_models = await fresh_read_models(request)
+    await end_transaction(request.app[CHARGE_POINTS], read_models, transaction_id, body.get("reason"),
+                          request.app[CLOCK]())
+    # The read models hold the end before the operator sees the transaction.
+    read_models = await fresh_read_models(request)
+    transaction = await asyncio.to_thread(billing.find_transaction, read_models, transaction_id)
+    return json_response(transaction)
+
+
 ROUTES = [
     Route("GET", "/api/transactions", list_transactions,
           "Billing read model; filters chargePointId, idTag, since, until, status; CSV with format=csv",
@@ -110,4 +124,10 @@ ROUTES = [
     ),
     Route("GET", "/api/transactions/{transactionId}", get_transaction, "One transaction",
           errors={400: "the transaction id is not a 64-bit integer", 404: "unknown transaction"}),
+    Route("POST", "/api/transactions/{transactionId}/end", end_stale_transaction,
+          "End a stale transaction (no OCPP call): billed with what is known, flagged ended_by_operator",
+          body="TransactionEnd",
+          errors={400: "the body is not a JSON object, or the transaction id is not a 64-bit integer",
+                  404: "unknown transaction", 409: "the transaction has ended",
+                  422: "reason is not a non-empty string of at most 255 characters"}),
 ]

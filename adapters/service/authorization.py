@@ -11,10 +11,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from adapters.service.shared_aggregate import SharedAggregate
 from domain.chargepoint import topic
-from domain.idtags import IdTagRegistry, id_tag_info, tag_key
+from domain.idtags import IdTagRegistry, id_tag_info, start_id_tag_info, tag_key
 
 STARTED = topic("TransactionStarted")
 STOPPED = topic("TransactionStopped")
+ENDED_BY_OPERATOR = topic("TransactionEndedByOperator")
 
 
 class ActiveTransactions:
@@ -34,8 +35,9 @@ class ActiveTransactions:
                 key = tag_key(event.request["idTag"])
                 self._tag_of[event.transaction_id] = key
                 self._count[key] = self._count.get(key, 0) + 1
-            elif topic == STOPPED:
-                stopped = self._tag_of.pop(event.request["transactionId"], None)
+            elif topic in (STOPPED, ENDED_BY_OPERATOR):
+                transaction_id = event.transaction_id if topic == ENDED_BY_OPERATOR else event.request["transactionId"]
+                stopped = self._tag_of.pop(transaction_id, None)
                 if stopped is not None:
                     key = stopped
                     self._count[key] -= 1
@@ -49,8 +51,9 @@ class ActiveTransactions:
             self._tag_of[transaction_id] = key
             self._count[key] = self._count.get(key, 0) + 1
 
-    def is_charging(self, id_tag: str) -> bool:
-        return tag_key(id_tag) in self._count
+    def running(self, id_tag: str) -> int:
+        """How many accepted, unfinished transactions the tag has."""
+        return self._count.get(tag_key(id_tag), 0)
 
 
 class Authorizer:
@@ -63,7 +66,10 @@ class Authorizer:
         return self.id_tags.current
 
     def info(self, id_tag: str, now: datetime) -> dict[str, Any]:
-        return id_tag_info(self.registry.find(id_tag), now, self.active.is_charging(id_tag))
+        return id_tag_info(self.registry.find(id_tag), now)
+
+    def start_info(self, id_tag: str, now: datetime) -> dict[str, Any]:
+        return start_id_tag_info(self.registry.find(id_tag), now, self.active.running(id_tag))
 
     async def change(self, command: Callable[[IdTagRegistry], Any]) -> Any:
         """Runs an operator's change on the registry, committed before it returns."""

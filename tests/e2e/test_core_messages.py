@@ -182,15 +182,15 @@ async def test_id_tags_are_case_insensitive(server, operator):
         upper = (await cp.call("Authorize", {"idTag": "CASETAG01"}))["idTagInfo"]
         started = await cp.call("StartTransaction", start_request("CASETAG01"))
         # The same card in another spelling is the same card: already charging.
-        concurrent = (await cp.call("Authorize", {"idTag": "caseTAG01"}))["idTagInfo"]
+        concurrent = await cp.call("StartTransaction", start_request("caseTAG01", connector_id=2))
         await cp.call("StopTransaction", stop_request(started["transactionId"]))
 
     assert lower == upper == {"status": "Accepted", "parentIdTag": "CaseParent"}
     assert started["idTagInfo"]["status"] == "Accepted"
-    assert concurrent["status"] == "ConcurrentTx"
+    assert concurrent["idTagInfo"]["status"] == "ConcurrentTx"
 
 
-async def test_a_tag_in_an_active_transaction_is_concurrent_on_every_charge_point(server, operator):
+async def test_a_tag_in_an_active_transaction_is_concurrent_at_start_on_every_charge_point(server, operator):
     await operator.save_id_tag("CONC-TAG", "Accepted")
     async with await registered(server, operator, "CORE-CONC-A") as a, \
             await registered(server, operator, "CORE-CONC-B") as b:
@@ -198,16 +198,60 @@ async def test_a_tag_in_an_active_transaction_is_concurrent_on_every_charge_poin
         on_same = (await a.call("Authorize", {"idTag": "CONC-TAG"}))["idTagInfo"]
         on_other = (await b.call("Authorize", {"idTag": "CONC-TAG"}))["idTagInfo"]
         second_start = await b.call("StartTransaction", start_request("CONC-TAG"))
-        await a.call("StopTransaction", stop_request(started["transactionId"], idTag="CONC-TAG"))
-        after_stop = (await b.call("Authorize", {"idTag": "CONC-TAG"}))["idTagInfo"]
+        stopped = await a.call("StopTransaction", stop_request(started["transactionId"], idTag="CONC-TAG"))
+        after_stop = await b.call("StartTransaction", start_request("CONC-TAG", connector_id=2))
 
     assert started["idTagInfo"]["status"] == "Accepted"
-    assert on_same["status"] == on_other["status"] == "ConcurrentTx"
+    # OCPP 1.6 section 7.2: ConcurrentTx "is only relevant for a StartTransaction.req";
+    # Authorize answers the tag's own status.
+    assert on_same["status"] == on_other["status"] == "Accepted"
     # Refused, yet it still gets a transactionId (OCPP 1.6 section 4.8).
     assert second_start["idTagInfo"]["status"] == "ConcurrentTx"
     assert isinstance(second_start["transactionId"], int)
     assert second_start["transactionId"] != started["transactionId"]
-    assert after_stop["status"] == "Accepted"
+    assert stopped["idTagInfo"] == {"status": "Accepted"}
+    assert after_stop["idTagInfo"]["status"] == "Accepted"
+
+
+async def test_a_tag_runs_as_many_transactions_as_its_limit_allows(server, operator):
+    two = await operator.put("/api/idtags/LIMIT-TWO", {"status": "Accepted", "maxConcurrentTransactions": 2})
+    unlimited = await operator.put("/api/idtags/LIMIT-NONE", {"status": "Accepted", "maxConcurrentTransactions": None})
+    default = await operator.save_id_tag("LIMIT-DEFAULT")
+    async with await registered(server, operator, "CORE-LIMIT-A") as a, \
+            await registered(server, operator, "CORE-LIMIT-B") as b:
+        first = await a.call("StartTransaction", start_request("LIMIT-TWO"))
+        second = await b.call("StartTransaction", start_request("limit-two"))
+        third = await b.call("StartTransaction", start_request("LIMIT-TWO", connector_id=2))
+        authorized = (await a.call("Authorize", {"idTag": "LIMIT-TWO"}))["idTagInfo"]
+        await a.call("StopTransaction", stop_request(first["transactionId"]))
+        after_stop = await a.call("StartTransaction", start_request("LIMIT-TWO", connector_id=3))
+        free = [await a.call("StartTransaction", start_request("LIMIT-NONE", connector_id=c)) for c in (4, 5, 6)]
+        one = await b.call("StartTransaction", start_request("LIMIT-DEFAULT", connector_id=4))
+        over_one = await b.call("StartTransaction", start_request("LIMIT-DEFAULT", connector_id=5))
+
+    assert (two["maxConcurrentTransactions"], unlimited["maxConcurrentTransactions"]) == (2, None)
+    assert default["maxConcurrentTransactions"] == 1
+    assert (await operator.get("/api/idtags/limit-two"))["maxConcurrentTransactions"] == 2
+    listed = {tag["idTag"]: tag for tag in (await operator.get("/api/idtags"))["idTags"]}
+    assert listed["LIMIT-NONE"]["maxConcurrentTransactions"] is None
+    statuses = [reply["idTagInfo"]["status"] for reply in (first, second, third, after_stop)]
+    assert statuses == ["Accepted", "Accepted", "ConcurrentTx", "Accepted"]
+    assert authorized == {"status": "Accepted"}
+    assert [reply["idTagInfo"]["status"] for reply in free] == ["Accepted"] * 3
+    assert (one["idTagInfo"]["status"], over_one["idTagInfo"]["status"]) == ("Accepted", "ConcurrentTx")
+
+
+@pytest.mark.parametrize("limit", [0, -2, 1.5, "2", True, [2]])
+async def test_a_limit_that_is_not_a_count_is_refused_with_422(server, operator, limit):
+    await operator.put("/api/idtags/LIMIT-BAD", {"status": "Accepted", "maxConcurrentTransactions": 3})
+
+    status, body = await operator.request(
+        "PUT", "/api/idtags/LIMIT-BAD", {"status": "Blocked", "maxConcurrentTransactions": limit})
+
+    assert status == 422
+    assert "maxConcurrentTransactions" in body["error"]
+    kept = await operator.get("/api/idtags/LIMIT-BAD")
+    assert (kept["status"], kept["maxConcurrentTransactions"]) == ("Accepted", 3)
 
 
 # ---- StartTransaction -----------------------------------------------------------------

@@ -127,8 +127,9 @@ async def test_a_clean_restart_keeps_all_history_and_never_reuses_a_transaction_
                 ChargePointClient(ws_base(server), "DUR-RESTART-B") as b:
             # A retry of a StartTransaction from before the restart is still recognised.
             retried = (await a.call("StartTransaction", start_request(0, 1)))["transactionId"]
-            # The tag is still charging on A, so it is concurrent elsewhere.
-            concurrent = (await b.call("Authorize", {"idTag": "dur-tag"}))["idTagInfo"]["status"]
+            # The tag is still charging on A, so a start elsewhere is concurrent.
+            refused = await b.call("StartTransaction", start_request(9, 7))
+            concurrent = refused["idTagInfo"]["status"]
             new_ids = []
             for number in range(3, 6):
                 new_ids.append((await a.call("StartTransaction", start_request(number, 5)))["transactionId"])
@@ -140,8 +141,8 @@ async def test_a_clean_restart_keeps_all_history_and_never_reuses_a_transaction_
     assert sorted(after["DUR-RESTART-A"][1]["openTransactions"]) == sorted(ids[0::2])
     assert retried == ids[0]
     assert concurrent == "ConcurrentTx"
-    all_ids = ids + new_ids
-    assert len(set(all_ids)) == len(all_ids) == 12
+    all_ids = ids + new_ids + [refused["transactionId"]]
+    assert len(set(all_ids)) == len(all_ids) == 13
 
 
 async def test_a_clean_stop_closes_connected_charge_points_and_records_it(store_url, server_factory):

@@ -19,8 +19,8 @@ from adapters.store import ConflictError, EventStore, project_events
 from domain.chargepoint import ANSWERS, ChargePoint
 from domain.event_bases import Snapshot
 from domain.facts import Facts
-from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
-from tests.stories import facts_at, is_charging, loaded, replayed_from_the_event_table
+from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info, start_id_tag_info
+from tests.stories import facts_at, loaded, replayed_from_the_event_table, running
 
 NOW = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -40,8 +40,9 @@ def a_day_of_charging(cp: ChargePoint, first_transaction_id: int, start_minute: 
     facts = Facts(
         now=NOW + timedelta(minutes=start_minute),
         heartbeat_interval=300,
-        id_tag_info=lambda tag: id_tag_info(registry.find(tag), NOW, is_charging(cp, tag)),
+        id_tag_info=lambda tag: id_tag_info(registry.find(tag), NOW),
         allocate_transaction_id=lambda: next(ids),
+        start_id_tag_info=lambda tag: start_id_tag_info(registry.find(tag), NOW, running(cp, tag)),
     )
     started_at = (NOW + timedelta(minutes=start_minute)).isoformat()
     day: list[tuple[str, dict[str, Any]]] = [
@@ -280,7 +281,7 @@ def test_credentials_and_the_id_tag_registry_are_shared_by_nodes_and_survive_res
     node_a.side.set_password_hash("CP-1", "hash-1")
     node_a.side.set_password_hash("CP-1", "hash-2")
     registry = node_a.load_or_create(REGISTRY_ID, lambda: IdTagRegistry(id=REGISTRY_ID))
-    registry.save_tag("TAG-1", "Blocked")
+    registry.save_tag("TAG-1", "Blocked", max_concurrent_transactions=None)
     node_a.commit(registry.collect_events())
     node_a.close()
 
@@ -293,7 +294,7 @@ def test_credentials_and_the_id_tag_registry_are_shared_by_nodes_and_survive_res
         assert node_b.side.password_hash("CP-1") is None
     finally:
         node_b.close()
-    assert found.find("tag-1") == {"idTag": "TAG-1", "status": "Blocked"}
+    assert found.find("tag-1") == {"idTag": "TAG-1", "status": "Blocked", "maxConcurrentTransactions": None}
     assert found.version == 2  # the registry was created once, not again by node b
 
 

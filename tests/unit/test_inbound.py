@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from domain import transactions
 from domain.chargepoint import ANSWERS, ChargePoint, Payload
 from domain.facts import Facts, VendorHandler
-from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info
-from tests.stories import is_charging, registered, replayed
+from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info, start_id_tag_info
+from tests.stories import registered, replayed, running
 
 NOW = datetime(2024, 3, 4, 10, 0, 0, 123456, tzinfo=UTC)
 NOW_TEXT = "2024-03-04T10:00:00.123Z"  # OCPP-J time: UTC, milliseconds, Z
@@ -51,15 +51,16 @@ class World:
     now: datetime = NOW
 
     def facts(self, cp: ChargePoint) -> Facts:
-        # ConcurrentTx as the running system decides it: the tag is in an open transaction.
+        # ConcurrentTx as the running system decides it, at StartTransaction only: the tag's open transactions.
         return Facts(
             now=self.now,
             heartbeat_interval=HEARTBEAT_INTERVAL,
-            id_tag_info=lambda id_tag: id_tag_info(
-                self.registry.find(id_tag), self.now, is_charging(cp, id_tag)
-            ),
+            id_tag_info=lambda id_tag: id_tag_info(self.registry.find(id_tag), self.now),
             allocate_transaction_id=self.ids,
             vendor_handlers=self.vendor_handlers,
+            start_id_tag_info=lambda id_tag: start_id_tag_info(
+                self.registry.find(id_tag), self.now, running(cp, id_tag)
+            ),
         )
 
 
@@ -241,13 +242,14 @@ def test_authorize_answers_what_the_registry_says_at_this_moment(
     assert recorded(cp).reply == reply
 
 
-def test_authorize_of_a_tag_already_charging_is_concurrent_tx() -> None:
+def test_authorize_of_a_tag_already_charging_answers_its_own_status_never_concurrent_tx() -> None:
     world = world_with_tags(**{"TAG-1": "Accepted"})  # given
     cp, _ = charging(world, id_tag="TAG-1")
 
     reply = handle(cp, "Authorize", {"idTag": "Tag-1"}, world)  # when
 
-    assert reply == {"idTagInfo": {"status": "ConcurrentTx"}}  # then
+    # OCPP 1.6 section 7.2: ConcurrentTx "is only relevant for a StartTransaction.req".
+    assert reply == {"idTagInfo": {"status": "Accepted"}}  # then
 
 
 # ---- StartTransaction ---------------------------------------------------------------
@@ -296,6 +298,28 @@ def test_a_second_start_with_a_tag_already_charging_is_concurrent_tx_with_its_ow
     assert reply == {"transactionId": 1002, "idTagInfo": {"status": "ConcurrentTx"}}  # then
     assert first != 1002
     assert cp.open_transactions[1002]["flags"] == ["id_tag_not_accepted"]
+
+
+def test_a_tag_with_a_limit_of_two_runs_two_transactions_and_the_third_is_concurrent_tx() -> None:
+    world = World()  # given
+    world.registry.save_tag("TAG-1", "Accepted", max_concurrent_transactions=2)
+    cp, first = charging(world)
+
+    second = handle(cp, "StartTransaction", start_request(connector_id=2), world, "start-2")  # when
+    third = handle(cp, "StartTransaction", start_request(connector_id=3), world, "start-3")
+
+    assert second == {"transactionId": 1002, "idTagInfo": {"status": "Accepted"}}  # then
+    assert third == {"transactionId": 1003, "idTagInfo": {"status": "ConcurrentTx"}}
+    assert cp.open_transactions[1003]["flags"] == ["id_tag_not_accepted"]
+
+
+def test_a_stop_with_the_tag_of_its_own_transaction_gets_the_tags_own_status() -> None:
+    world = world_with_tags(**{"TAG-1": "Accepted"})  # given
+    cp, transaction_id = charging(world)
+
+    reply = handle(cp, "StopTransaction", stop_request(transaction_id, idTag="tag-1"), world, "stop")  # when
+
+    assert reply == {"idTagInfo": {"status": "Accepted"}}  # then
 
 
 @pytest.mark.parametrize("tag", ["TAG-1", "NOBODY"])

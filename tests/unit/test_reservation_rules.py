@@ -37,7 +37,7 @@ def facts(tags: IdTagRegistry, now: datetime = NOW) -> Facts:
     return Facts(
         now=now,
         heartbeat_interval=300,
-        id_tag_info=lambda id_tag: id_tag_info(tags.find(id_tag), now, False),
+        id_tag_info=lambda id_tag: id_tag_info(tags.find(id_tag), now),
         allocate_transaction_id=lambda: next(TRANSACTION_IDS),
     )
 

@@ -26,7 +26,7 @@ UINT64_MAX = 2**64 - 1  # what an uninitialised register sends
 def facts() -> Facts:
     tags = IdTagRegistry(id=REGISTRY_ID)
     tags.save_tag("TAG-1", "Accepted")
-    return Facts(now=NOW, heartbeat_interval=300, id_tag_info=lambda tag: id_tag_info(tags.find(tag), NOW, False),
+    return Facts(now=NOW, heartbeat_interval=300, id_tag_info=lambda tag: id_tag_info(tags.find(tag), NOW),
                  allocate_transaction_id=lambda: 7)
 
 
