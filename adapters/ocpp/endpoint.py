@@ -31,10 +31,12 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         # OCPP-J 1.6 section 3.1.2: without an agreed subprotocol we may not talk.
         return web.Response(status=400, text=f"offer the WebSocket subprotocol {SUBPROTOCOL}\n")
     try:
-        await connections.admit(charge_point_id, request.headers.get("Authorization"))
+        await connections.admit(charge_point_id, request.headers.get("Authorization"), request.remote or "")
     except Refused as refused:
         log.info("refused %s: %s", charge_point_id, refused.reason)
-        headers = {"WWW-Authenticate": 'Basic realm="OCPP"'} if refused.status == 401 else None
+        headers = {"WWW-Authenticate": 'Basic realm="OCPP"'} if refused.status == 401 else {}
+        if refused.retry_after is not None:
+            headers["Retry-After"] = str(refused.retry_after)
         return web.Response(status=refused.status, text=refused.reason + "\n", headers=headers)
 
     settings = app[SETTINGS]

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from adapters.service.chargepoints import ChargePoints
-from adapters.service.passwords import PendingKeys, VerifiedPasswords, basic_credentials
+from adapters.service.passwords import (
+    FREE_FAILURES_PER_ADDRESS,
+    FREE_FAILURES_PER_ID,
+    FailedAttempts,
+    PendingKeys,
+    VerifiedPasswords,
+    basic_credentials,
+)
 from adapters.service.sessions import Session, Sessions
 from adapters.service.settings import Clock
 
@@ -27,16 +36,21 @@ CHARGE_POINT_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._:\-*+~@|]{1,48}$")
 def is_charge_point_id(text: str) -> bool:
     """Whether ``text`` is a charge point identity we accept (the whole of it: no trailing newline)."""
     return CHARGE_POINT_ID.fullmatch(text) is not None
+
+
 TAKEOVER_WAIT = 10.0
+# Password checks (PBKDF2) waiting for the one hashing thread; beyond this a handshake is told to retry.
+MAX_WAITING_CHECKS = 64
 
 
 class Refused(Exception):
-    """A WebSocket handshake we refuse, with the HTTP status to answer."""
+    """A WebSocket handshake we refuse, with the HTTP status to answer (and when to retry)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class Connections:
@@ -48,11 +62,17 @@ class Connections:
         self._auto_register = auto_register
         self._now = clock
         self._passwords = VerifiedPasswords()
+        self._failed_ids = FailedAttempts(FREE_FAILURES_PER_ID)
+        self._failed_addresses = FailedAttempts(FREE_FAILURES_PER_ADDRESS)
+        # One thread hashes: a flood of handshakes burns at most one core, and
+        # the default executor (store reads) never queues behind PBKDF2.
+        self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-check")
+        self._waiting_checks = 0
         self._locks: dict[str, asyncio.Lock] = {}
         self._leaving: set[Session] = set()  # sessions whose Disconnected is being committed
 
-    async def admit(self, charge_point_id: str, authorization: str | None) -> None:
-        """Checks a WebSocket handshake; raises Refused with 400, 401 or 404."""
+    async def admit(self, charge_point_id: str, authorization: str | None, remote: str = "") -> None:
+        """Checks a WebSocket handshake; raises Refused with 400, 401, 404 or 503."""
         if not is_charge_point_id(charge_point_id):
             raise Refused(400, "not a valid charge point identity")
         if not await self._charge_points.exists(charge_point_id):
@@ -65,18 +85,41 @@ class Connections:
         credentials = basic_credentials(authorization)
         if credentials is None or credentials[0] != charge_point_id:
             raise Refused(401, "this charge point needs HTTP Basic authentication")
-        if await asyncio.to_thread(self._passwords.check, credentials[1], stored_hash):
+        now = self._now()
+        wait = max(self._failed_ids.wait(now, charge_point_id), self._failed_addresses.wait(now, remote))
+        if wait:
+            # Answered without hashing: guessing costs the guesser time, not us CPU.
+            raise Refused(401, "too many wrong passwords; try again later", retry_after=math.ceil(wait.total_seconds()))
+        if await self._check(credentials[1], stored_hash):
+            self._failed_ids.succeeded(charge_point_id)
             return
         for pending_hash in self._pending_keys.of(charge_point_id):
-            if await asyncio.to_thread(self._passwords.check, credentials[1], pending_hash):
+            if await self._check(credentials[1], pending_hash):
+                self._failed_ids.succeeded(charge_point_id)
                 break
         else:
+            self._failed_ids.failed(self._now(), charge_point_id)
+            self._failed_addresses.failed(self._now(), remote)
             raise Refused(401, "wrong password")
         # It authenticates with the key just sent: it has adopted it, whatever
         # becomes of the reply on its old connection.
         await self._charge_points.adopt_password_hash(
             charge_point_id, pending_hash, "charge point adopted the new AuthorizationKey"
         )
+
+    async def _check(self, password: str, stored_hash: str) -> bool:
+        """The password against a hash, on the hashing thread; 503 when too many checks wait."""
+        if self._waiting_checks >= MAX_WAITING_CHECKS:
+            raise Refused(503, "too many password checks in progress; try again", retry_after=1)
+        self._waiting_checks += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._hashing, self._passwords.check, password, stored_hash)
+        finally:
+            self._waiting_checks -= 1
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=False, cancel_futures=True)
 
     async def connect(self, session: Session, remote: str) -> None:
         """Registers the session and records the connection; the session then takes work."""

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from datetime import datetime, timedelta
 
 ITERATIONS = 60_000
 MAX_ITERATIONS = 10_000_000
@@ -87,3 +88,44 @@ class PendingKeys:
 
     def of(self, charge_point_id: str) -> list[str]:
         return list(self._hashes.get(charge_point_id, ()))
+
+
+# Wrong passwords before the back-off starts: few for one charge point, more
+# for one address, which many charge points may share behind a NAT.
+FREE_FAILURES_PER_ID = 3
+FREE_FAILURES_PER_ADDRESS = 50
+MAX_BACKOFF = timedelta(seconds=60)
+MAX_TRACKED = 100_000  # ids and addresses remembered at once; beyond it the expired ones go
+
+
+class FailedAttempts:
+    """Wrong passwords per key (a charge point id, or a source address), and how long each must wait.
+
+    After ``free`` wrong passwords a key waits 1, 2, 4, ... seconds (at most
+    MAX_BACKOFF) from its last failure. Meanwhile a handshake for it is
+    answered 401 without hashing, so a flood of guesses costs no PBKDF2 and
+    cannot starve the charge points that know their password.
+    """
+
+    def __init__(self, free: int) -> None:
+        self._free = free
+        self._failures: dict[str, tuple[int, datetime]] = {}  # key -> (count, last failure)
+
+    def wait(self, now: datetime, key: str) -> timedelta:
+        """How long ``key`` must still wait before its password is checked again (zero: not at all)."""
+        return max(self._until(key) - now, timedelta(0)) if key in self._failures else timedelta(0)
+
+    def _until(self, key: str) -> datetime:
+        count, last = self._failures[key]
+        if count < self._free:
+            return last
+        return last + min(timedelta(seconds=2 ** min(count - self._free, 16)), MAX_BACKOFF)
+
+    def failed(self, now: datetime, key: str) -> None:
+        if len(self._failures) >= MAX_TRACKED:
+            self._failures = {known: entry for known, entry in self._failures.items() if self._until(known) > now}
+        count, _ = self._failures.get(key, (0, now))
+        self._failures[key] = (count + 1, now)
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)

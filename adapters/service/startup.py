@@ -127,6 +127,7 @@ async def charge_points(app: web.Application) -> AsyncIterator[None]:
     await connections.mark_offline([charge_point_id for charge_point_id, online in listed.items() if online])
     yield
     await connections.disconnect_all("central system stopping")
+    connections.close()
 
 
 async def following_the_store(app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ system's own calls running alongside the charge point's.
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -180,3 +181,36 @@ async def test_two_simultaneous_reconnects_leave_one_connection(server, operator
         await client.close()
     types = [t for t in await operator.event_types("CONN-RACE") if t in ("Connected", "Disconnected")]
     assert types == ["Connected", "Disconnected"] * 3  # never two connections at once
+
+
+async def test_a_flood_of_wrong_passwords_makes_that_charge_point_wait_and_spares_the_others(store_url, server_factory):
+    flooded = server_factory.start(store_url)  # a server of its own: its back-off state is this test's alone
+    async with Operator(flooded.http) as operator:
+        await operator.register("CONN-GUESSED", password="Right-Password-1")
+        await operator.register("CONN-OTHER", password="Other-Password-1")
+        await operator.register("CONN-OPEN")
+
+        async def guess() -> int:
+            try:
+                await ChargePointClient(ws_base(flooded), "CONN-GUESSED", password="Wrong-Password-1").connect()
+            except aiohttp.WSServerHandshakeError as refused:
+                return refused.status
+            return 101
+
+        guesses = await asyncio.gather(*(guess() for _ in range(10)))  # given ten wrong guesses at once
+        async with aiohttp.ClientSession() as session:  # when the right password comes next
+            async with session.get(
+                f"{flooded.http}/ocpp/CONN-GUESSED",
+                headers={"Sec-WebSocket-Protocol": "ocpp1.6", "Connection": "Upgrade", "Upgrade": "websocket",
+                         "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                         "Authorization": "Basic " + base64.b64encode(b"CONN-GUESSED:Right-Password-1").decode()},
+            ) as waiting:
+                retry_after = waiting.headers.get("Retry-After")
+                status = waiting.status
+        async with ChargePointClient(ws_base(flooded), "CONN-OPEN") as open_cp:  # then the others get in
+            await open_cp.call("Heartbeat", {})
+        async with ChargePointClient(ws_base(flooded), "CONN-OTHER", password="Other-Password-1") as other:
+            await other.call("Heartbeat", {})
+
+    assert guesses == [401] * 10
+    assert status == 401 and retry_after is not None and 1 <= int(retry_after) <= 60

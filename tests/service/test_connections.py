@@ -12,9 +12,10 @@ import base64
 import pytest
 
 from adapters.service import connections as connections_module
+from adapters.service import passwords as passwords_module
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.connections import Connections, Refused
-from adapters.service.passwords import PendingKeys, hash_password, verify_password
+from adapters.service.passwords import FREE_FAILURES_PER_ADDRESS, PendingKeys, hash_password, verify_password
 from adapters.service.sessions import Sessions
 from adapters.store import EventStore
 from tests.service.conftest import NOW
@@ -71,6 +72,63 @@ async def test_a_handshake_is_refused_with_the_status_that_says_why_and_the_righ
     assert statuses == {case: status for case, (_, _, status) in REFUSALS.items()}  # then each is refused as due
     assert event_names(store, CP) == ["Registered", "CredentialsChanged"]  # and nothing was recorded
     assert await charge_points.exists("CP-NOBODY") is False
+
+
+async def test_after_three_wrong_passwords_a_charge_point_waits_and_no_password_is_hashed_meanwhile(
+    connections: Connections, charge_points: ChargePoints, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await charge_points.register(CP, description="", password=PASSWORD)  # given a charge point with a password
+    for _ in range(3):  # and three wrong guesses
+        with pytest.raises(Refused):
+            await connections.admit(CP, basic(CP, "Wrong-Password-1"), "192.0.2.7")
+    hashed: list[str] = []
+    monkeypatch.setattr(passwords_module, "verify_password",
+                        lambda password, stored: hashed.append(password) or verify_password(password, stored))
+
+    with pytest.raises(Refused) as waiting:  # when even the right password comes at once
+        await connections.admit(CP, basic(CP, PASSWORD), "198.51.100.1")
+    clock.advance(seconds=1)
+    await connections.admit(CP, basic(CP, PASSWORD), "198.51.100.1")  # and again once the wait is over
+    for _ in range(3):  # then the count starts afresh
+        with pytest.raises(Refused) as wrong:
+            await connections.admit(CP, basic(CP, "Wrong-Password-2"), "192.0.2.7")
+
+    assert (waiting.value.status, waiting.value.retry_after) == (401, 1)  # then it waited, unhashed
+    assert hashed == [PASSWORD, "Wrong-Password-2", "Wrong-Password-2", "Wrong-Password-2"]
+    assert wrong.value.reason == "wrong password"
+
+
+async def test_each_wrong_password_beyond_the_free_ones_doubles_the_wait_up_to_a_minute(
+    connections: Connections, charge_points: ChargePoints, clock: FrozenClock
+) -> None:
+    await charge_points.register(CP, description="", password=PASSWORD)
+    waits = []
+    for _ in range(10):  # given a guesser who comes back as soon as it may
+        with pytest.raises(Refused):
+            await connections.admit(CP, basic(CP, "Wrong-Password-1"), "192.0.2.7")
+        try:
+            await connections.admit(CP, basic(CP, "Wrong-Password-1"), "192.0.2.7")
+            waits.append(0)
+        except Refused as refused:
+            waits.append(refused.retry_after or 0)
+            clock.advance(seconds=refused.retry_after or 0)
+
+    assert waits == [0, 1, 2, 4, 8, 16, 32, 60, 60, 60]  # then
+
+
+async def test_many_wrong_passwords_from_one_address_slow_every_charge_point_behind_it(
+    connections: Connections, charge_points: ChargePoints
+) -> None:
+    for n in range(FREE_FAILURES_PER_ADDRESS):  # given one address guessing for many charge points
+        await charge_points.register(f"CP-{n}", description="", password=PASSWORD)
+        with pytest.raises(Refused):
+            await connections.admit(f"CP-{n}", basic(f"CP-{n}", "Wrong-Password-1"), "192.0.2.7")
+
+    with pytest.raises(Refused) as from_there:  # when a charge point behind it comes with its right password
+        await connections.admit("CP-0", basic("CP-0", PASSWORD), "192.0.2.7")
+    await connections.admit("CP-0", basic("CP-0", PASSWORD), "198.51.100.1")  # then elsewhere it gets in
+
+    assert (from_there.value.status, from_there.value.retry_after) == (401, 1)
 
 
 async def test_a_charge_point_without_a_password_is_admitted_without_credentials(
