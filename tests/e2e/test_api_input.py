@@ -216,3 +216,31 @@ async def test_an_identity_with_a_trailing_newline_is_refused(server, operator):
     status, _ = await raw_request(operator, "PUT", "/api/chargepoints/INPUT-NL%0A", data=b"{}")
 
     assert status == 400
+
+
+# ---- a NUL in a body's text: a 422 naming the field, nothing stored ---------------------------
+
+NUL_BODIES = {
+    "a charge point's description": ("PUT", "/api/chargepoints/INPUT-NUL", {"description": "a\x00b"}, "description"),
+    "a tariff's currency": ("PUT", "/api/tariffs/default", {"currency": "E\x00R"}, "currency"),
+    "an idTag's parentIdTag": ("PUT", "/api/idtags/NUL-TAG", {"status": "Accepted", "parentIdTag": "P\x00"},
+                               "parentIdTag"),
+    "a nested command field": ("POST", "/api/chargepoints/INPUT-NUL/commands/SendLocalList",
+                               {"listVersion": 1, "updateType": "Full",
+                                "localAuthorizationList": [{"idTag": "T\x00"}]},
+                               "localAuthorizationList[0].idTag"),
+    "a key": ("PUT", "/api/chargepoints/INPUT-NUL", {"descr\x00iption": "x"}, "descr\x00iption"),
+}
+
+
+@pytest.mark.parametrize("case", list(NUL_BODIES))
+async def test_a_nul_in_a_body_text_gets_a_422_naming_the_field(server, operator, case):
+    method, path, body, field = NUL_BODIES[case]
+    await operator.register("INPUT-NUL", description="before")
+
+    status, reply = await operator.request(method, path, body)
+
+    assert status == 422, (status, reply)
+    assert reply["error"] == f"{field} must not contain a NUL character"
+    assert (await operator.get("/api/chargepoints/INPUT-NUL"))["description"] == "before"
+    assert (await operator.request("GET", "/api/idtags/NUL-TAG"))[0] == 404
