@@ -10,7 +10,7 @@ from adapters.api.chargepoints import CHARGE_POINT_ERRORS
 from adapters.api.parameters import registered_id
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
-from adapters.api.uploads import UPLOAD_ERRORS, file_view, store_upload
+from adapters.api.uploads import UPLOAD_ERRORS, file_view, receive_upload
 from adapters.service.startup import CHARGE_POINTS, CLOCK, FILES
 
 
@@ -18,14 +18,24 @@ async def upload_diagnostics(request: web.Request) -> web.Response:
     charge_point_id = registered_id(request)
     files = request.app[FILES]
     # The location itself may be the target: the file name then comes with the multipart part.
-    stored = await store_upload(request, files.diagnostics_dir(charge_point_id), request.match_info.get("fileName"))
-    now = request.app[CLOCK]()
-    await request.app[CHARGE_POINTS].change(
-        charge_point_id,
-        lambda cp: cp.record_diagnostics_upload(
-            file_name=stored.name, size=stored.size, sha256=stored.sha256 or "", received_at=now
-        ),
-    )
+    received = await receive_upload(request, files.diagnostics_dir(charge_point_id), request.match_info.get("fileName"))
+    stored = received.stored
+    # Recorded, then put in place, one upload of a name at a time: the file
+    # under a name is the one its last DiagnosticsUploaded describes, and an
+    # upload that could not be recorded leaves no file.
+    async with files.lock(received.target):
+        try:
+            now = request.app[CLOCK]()
+            await request.app[CHARGE_POINTS].change(
+                charge_point_id,
+                lambda cp: cp.record_diagnostics_upload(
+                    file_name=stored.name, size=stored.size, sha256=stored.sha256 or "", received_at=now
+                ),
+            )
+        except BaseException:
+            await files.discard(received)
+            raise
+        await files.place(received)
     return json_response({"fileName": stored.name, "size": stored.size, "sha256": stored.sha256}, 201)
 
 

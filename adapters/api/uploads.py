@@ -10,7 +10,7 @@ from aiohttp.helpers import parse_mimetype
 
 from adapters.api.responses import ApiError
 from adapters.service.startup import CLOCK, FILES
-from adapters.store import BadFileName, FileTooLarge, StoredFile, safe_name
+from adapters.store import BadFileName, FileTooLarge, Received, StoredFile, safe_name
 from domain.timestamps import format_ocpp_time
 
 CHUNK = 64 * 1024
@@ -29,7 +29,17 @@ def checked_name(name: str) -> str:
 
 
 async def store_upload(request: web.Request, directory: Path, name: str | None) -> StoredFile:
-    """Streams the body into ``directory``; a multipart body's first file part names it when ``name`` does not."""
+    """Streams the body into ``directory`` and puts it in place under its name."""
+    received = await receive_upload(request, directory, name)
+    await request.app[FILES].place(received)
+    return received.stored
+
+
+async def receive_upload(request: web.Request, directory: Path, name: str | None) -> Received:
+    """Streams the body to a temporary file in ``directory``, not yet in place (``FileStore.place``).
+
+    A multipart body's first file part names it when ``name`` does not.
+    """
     files = request.app[FILES]
     if request.content_length is not None and request.content_length > files.max_size:
         raise ApiError(413, f"larger than the limit of {files.max_size} bytes")
@@ -43,7 +53,7 @@ async def store_upload(request: web.Request, directory: Path, name: str | None) 
     if not name:
         name = "diagnostics-" + format_ocpp_time(request.app[CLOCK]()).replace(":", "")
     try:
-        return await files.save(directory, checked_name(name), chunks)
+        return await files.receive(directory, checked_name(name), chunks)
     except FileTooLarge as too_large:
         raise ApiError(413, str(too_large)) from None
 

@@ -9,6 +9,7 @@ loses an optimistic-concurrency race reloads the aggregate and runs again.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from datetime import datetime
 from typing import Any, Iterator, Sequence, TypeVar
 
@@ -38,6 +39,10 @@ class ChargePoints:
         # about ids it does not hold (one registered by another node, say).
         self.registered: set[str] = set()
         self._registration_lock = asyncio.Lock()
+        # Changes to a charge point that is not connected take turns on this
+        # node, as a session's mailbox does for a connected one: they never
+        # race each other for the next version (only another node's can).
+        self._offline_turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def handle(self, charge_point_id: str) -> AggregateHandle:
         return AggregateHandle(self._store, self._committer, charge_point_id)
@@ -58,7 +63,14 @@ class ChargePoints:
         session = self._sessions.live(charge_point_id)
         if session is not None:
             return await session.change(command)
-        return await self.handle(charge_point_id).commit_change(command)
+        turn = self._offline_turns.get(charge_point_id)
+        if turn is None:
+            turn = self._offline_turns[charge_point_id] = asyncio.Lock()
+        async with turn:
+            session = self._sessions.live(charge_point_id)  # it may have connected meanwhile
+            if session is not None:
+                return await session.change(command)
+            return await self.handle(charge_point_id).commit_change(command)
 
     async def read(self, charge_point_id: str) -> ChargePoint:
         """The charge point's committed state; raises NotRegistered."""

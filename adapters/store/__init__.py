@@ -14,7 +14,7 @@ from adapters.store.event_store import (
     project_events,
     state_at,
 )
-from adapters.store.file_store import BadFileName, FileStore, FileTooLarge, StoredFile, safe_name
+from adapters.store.file_store import BadFileName, FileStore, FileTooLarge, Received, StoredFile, safe_name
 from adapters.store.group_commit import AggregateHandle, Command, CommitListener, GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
 from adapters.store.side_tables import SideTables
@@ -29,6 +29,7 @@ __all__ = [
     "ConflictError",
     "EventStore",
     "FileStore",
+    "Received",
     "FileTooLarge",
     "GroupCommitter",
     "NotRegistered",

@@ -13,7 +13,9 @@ import asyncio
 import hashlib
 import os
 import re
+import stat
 import tempfile
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,10 +63,21 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+@dataclass(frozen=True)
+class Received:
+    """A body written whole to a temporary file, waiting to be moved to ``target``."""
+
+    stored: StoredFile
+    temporary: Path
+    target: Path
+
+
 class FileStore:
     def __init__(self, root: str | Path, max_size: int) -> None:
         self.root = Path(root)
         self.max_size = max_size
+        # Held only while someone waits on or holds one, so they never pile up.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def firmware_dir(self) -> Path:
         return self.root / "firmware"
@@ -74,8 +87,12 @@ class FileStore:
         # ("cp:1" and "cp_1" differ) and never a path such as "..".
         return self.root / "diagnostics" / quote(charge_point_id, safe="").replace(".", "%2E")
 
-    async def save(self, directory: Path, name: str, chunks: AsyncIterator[bytes]) -> StoredFile:
-        """Stores the stream as ``directory/name``; raises FileTooLarge past the limit."""
+    async def receive(self, directory: Path, name: str, chunks: AsyncIterator[bytes]) -> Received:
+        """Streams the body to a hidden temporary file in ``directory``, whole and synced, not yet in place.
+
+        Raises FileTooLarge past the limit (nothing is left behind then); the
+        caller places the file (``place``) or throws it away (``discard``).
+        """
         name = safe_name(name)
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         handle, temporary = await asyncio.to_thread(tempfile.mkstemp, dir=directory, prefix=".upload-")
@@ -90,11 +107,37 @@ class FileStore:
                     digest.update(chunk)
                     await asyncio.to_thread(target.write, chunk)
                 await asyncio.to_thread(os.fsync, target.fileno())
-            await asyncio.to_thread(os.replace, temporary, directory / name)
+                # From the open file: the name it will get may be replaced or deleted meanwhile.
+                modified = _format_mtime(os.fstat(target.fileno()).st_mtime)
         except BaseException:
             await asyncio.to_thread(_remove, temporary)
             raise
-        return StoredFile(name, size, _modified(directory / name), digest.hexdigest())
+        return Received(StoredFile(name, size, modified, digest.hexdigest()), Path(temporary), directory / name)
+
+    async def place(self, received: Received) -> None:
+        """Moves a received file to its name (replacing what was there, atomically)."""
+        try:
+            await asyncio.to_thread(os.replace, received.temporary, received.target)
+        except BaseException:
+            await self.discard(received)
+            raise
+
+    async def discard(self, received: Received) -> None:
+        await asyncio.to_thread(_remove, str(received.temporary))
+
+    def lock(self, path: Path) -> asyncio.Lock:
+        """One lock per file name on this node: whoever holds it records and places that name in turn."""
+        key = str(path)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def save(self, directory: Path, name: str, chunks: AsyncIterator[bytes]) -> StoredFile:
+        """Stores the stream as ``directory/name``; raises FileTooLarge past the limit."""
+        received = await self.receive(directory, name, chunks)
+        await self.place(received)
+        return received.stored
 
     def find(self, directory: Path, name: str) -> Path | None:
         try:
@@ -106,22 +149,31 @@ class FileStore:
     def listing(self, directory: Path) -> list[StoredFile]:
         if not directory.is_dir():
             return []
-        return [
-            StoredFile(path.name, path.stat().st_size, _modified(path))
-            for path in sorted(directory.iterdir())
-            if path.is_file() and not path.name.startswith(".")
-        ]
+        listing = []
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith("."):
+                continue
+            try:  # deleted or replaced since iterdir: what is there now, or nothing
+                status = path.stat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(status.st_mode):
+                listing.append(StoredFile(path.name, status.st_size, _format_mtime(status.st_mtime)))
+        return listing
 
     def delete(self, directory: Path, name: str) -> bool:
         path = self.find(directory, name)
         if path is None:
             return False
-        path.unlink()
+        try:
+            path.unlink()
+        except FileNotFoundError:  # deleted by someone else a moment ago
+            return False
         return True
 
 
-def _modified(path: Path) -> str:
-    return format_ocpp_time(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+def _format_mtime(mtime: float) -> str:
+    return format_ocpp_time(datetime.fromtimestamp(mtime, UTC))
 
 
 def _remove(path: str) -> None:
