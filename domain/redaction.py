@@ -7,12 +7,15 @@ CiString50, so "authorizationkey" is the same key.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 HIDDEN = "<hidden>"
 SECRET_CONFIGURATION_KEYS = frozenset({"AuthorizationKey"})
 _SECRET_KEYS = frozenset(key.lower() for key in SECRET_CONFIGURATION_KEYS)
 PASSWORD_KEY = "authorizationkey"
+# The token this CSMS puts in a GetDiagnostics location: a secret for the upload alone.
+UPLOAD_TOKEN = re.compile(r"(/diagnostics/[^/]+/)[A-Za-z0-9_-]{43}/")
 
 
 def is_secret(key: str) -> bool:
@@ -22,6 +25,8 @@ def is_secret(key: str) -> bool:
 def recorded_request(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     if action == "ChangeConfiguration" and is_secret(str(payload.get("key", ""))):
         return dict(payload, value=HIDDEN)
+    if action == "GetDiagnostics" and isinstance(payload.get("location"), str):
+        return dict(payload, location=UPLOAD_TOKEN.sub(rf"\g<1>{HIDDEN}/", payload["location"]))
     return payload
 
 

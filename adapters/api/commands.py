@@ -12,7 +12,7 @@ from adapters.api.routing import Route
 from adapters.ocpp.endpoint import SCHEMAS
 from adapters.ocpp.framing import OcppError
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
-from adapters.service.startup import COMMANDS
+from adapters.service.startup import COMMANDS, UPLOAD_TOKENS
 from domain.redaction import recorded_reply
 
 # What every route that sends a call may answer besides 200.
@@ -38,6 +38,7 @@ async def send_checked(request: web.Request, charge_point_id: str, action: str,
                             payload: dict[str, Any]) -> dict[str, Any]:
     """The payload checked against its schema, then sent; the service's failures answer for themselves."""
     validate_command(request, action, payload)
+    payload = await request.app[UPLOAD_TOKENS].with_location(charge_point_id, action, payload)
     return await request.app[COMMANDS].send(charge_point_id, action, payload)
 
 

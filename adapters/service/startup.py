@@ -26,6 +26,7 @@ from adapters.service.sessions import Sessions
 from adapters.service.settings import Clock, Settings
 from adapters.service.shared_aggregate import SharedAggregate
 from adapters.service.transaction_ids import TransactionIds
+from adapters.service.upload_tokens import UploadTokens
 from adapters.store import EventStore, FileStore, GroupCommitter
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.tariffs import TARIFF_BOOK_ID, TariffBook
@@ -49,6 +50,7 @@ FACTS = web.AppKey("facts", FactSource)
 LOCAL_LIST_SYNC = web.AppKey("local_list_sync", LocalListSync)
 RESERVATION_TIMER = web.AppKey("reservation_timer", ReservationTimer)
 FILES = web.AppKey("files", FileStore)
+UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
@@ -123,6 +125,7 @@ async def charge_points(app: web.Application) -> AsyncIterator[None]:
     connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock)
     commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock)
     app[LOCAL_LIST_SYNC] = LocalListSync(known, commands, app[AUTHORIZER])
+    app[UPLOAD_TOKENS] = UploadTokens(app[STORE].side, settings.public_url, clock)
     app[FACTS] = FactSource(clock, settings.heartbeat_interval, app[AUTHORIZER], app[TRANSACTION_IDS])
     await connections.mark_offline([charge_point_id for charge_point_id, online in listed.items() if online])
     yield

@@ -1,4 +1,4 @@
-"""Plain tables beside the events: id sequences and charge point credentials."""
+"""Plain tables beside the events: id sequences, charge point credentials, upload tokens."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ class SideTables:
             "CREATE TABLE IF NOT EXISTS csms_credentials"
             " (charge_point_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL)"
         )
+        self._run(
+            "CREATE TABLE IF NOT EXISTS csms_upload_tokens"
+            " (token_hash TEXT PRIMARY KEY, charge_point_id TEXT NOT NULL, expires_at BIGINT NOT NULL)"
+        )
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._postgres:
@@ -64,6 +68,22 @@ class SideTables:
                 "ON CONFLICT (charge_point_id) DO UPDATE SET password_hash = excluded.password_hash",
                 (charge_point_id, password_hash),
             )
+
+    def add_upload_token(self, token_hash: str, charge_point_id: str, expires_at: int, now: int) -> None:
+        """Keeps an upload token's hash until ``expires_at`` (Unix seconds); expired ones go meanwhile."""
+        self._run("DELETE FROM csms_upload_tokens WHERE expires_at <= ?", (now,))
+        self._run(
+            "INSERT INTO csms_upload_tokens (token_hash, charge_point_id, expires_at) VALUES (?, ?, ?)",
+            (token_hash, charge_point_id, expires_at),
+        )
+
+    def upload_token_holder(self, token_hash: str, now: int) -> str | None:
+        """The charge point an unexpired upload token with this hash was issued for, if any."""
+        rows = self._run(
+            "SELECT charge_point_id FROM csms_upload_tokens WHERE token_hash = ? AND expires_at > ?",
+            (token_hash, now),
+        )
+        return rows[0][0] if rows else None
 
     def close(self) -> None:
         self._conn.close()

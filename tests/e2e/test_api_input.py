@@ -113,9 +113,11 @@ MULTIPART_WITHOUT_BOUNDARY = {
 ])
 async def test_a_multipart_upload_without_a_boundary_gets_a_400_naming_it(server, operator, method, path,
                                                                           content_type):
-    await operator.register("INPUT-UP")
+    await operator.register("INPUT-UP", password="input-secret")
+    auth = aiohttp.BasicAuth("INPUT-UP", "input-secret").encode() if path.startswith("/diagnostics/") else None
+    headers = {"Content-Type": content_type, **({"Authorization": auth} if auth else {})}
 
-    status, body = await operator.request(method, path, raw=b"hello", headers={"Content-Type": content_type})
+    status, body = await operator.request(method, path, raw=b"hello", headers=headers)
 
     assert status == 400, (status, body)
     assert "boundary" in body["error"]
@@ -123,10 +125,12 @@ async def test_a_multipart_upload_without_a_boundary_gets_a_400_naming_it(server
 
 
 async def test_a_multipart_body_that_is_not_multipart_gets_a_400(server, operator):
-    await operator.register("INPUT-MALFORMED")
+    await operator.register("INPUT-MALFORMED", password="input-secret")
+    auth = aiohttp.BasicAuth("INPUT-MALFORMED", "input-secret").encode()
 
     status, body = await operator.request("PUT", "/diagnostics/INPUT-MALFORMED/d.txt", raw=b"not multipart",
-                                          headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+                                          headers={"Content-Type": "multipart/form-data; boundary=xyz",
+                                                   "Authorization": auth})
 
     assert status == 400, (status, body)
     assert "multipart" in body["error"]

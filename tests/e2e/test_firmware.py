@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.steps import connected, exchange
+from tests.e2e.steps import answered, connected, exchange
 from tests.ocpp_client import Operator
 
 MAX_FILE_SIZE = 4096
@@ -98,9 +98,11 @@ async def test_the_rollout_follows_each_update_firmware_through_its_status_notif
 
 
 async def test_diagnostics_uploaded_by_put_or_multipart_post_are_listed_and_downloadable(server, operator):
-    location = f"{server.http}/diagnostics/FW-DIAG/"
     async with connected(server, operator, "FW-DIAG") as cp:
-        await exchange(cp, operator, "GetDiagnostics", {"location": location}, {"fileName": "diag-1.log"})
+        call, _ = await answered(cp, operator.command("FW-DIAG", "GetDiagnostics",
+                                                      {"location": f"{server.http}/diagnostics/FW-DIAG/"}),
+                                 "GetDiagnostics", {"fileName": "diag-1.log"})
+        location = call[3]["location"]  # this request's own, with its token
         await cp.call("DiagnosticsStatusNotification", {"status": "Uploading"})
         put = await fetch(location + "diag-1.log", "PUT", data=b"first log")
         form = aiohttp.FormData()
@@ -126,16 +128,17 @@ async def test_diagnostics_uploaded_by_put_or_multipart_post_are_listed_and_down
 
 
 async def test_uploads_are_refused_for_unknown_charge_points_bad_names_and_big_files(server, operator):
-    await operator.register("FW-LIMITS")
+    await operator.register("FW-LIMITS", password="limits-secret")
     base = f"{server.http}/diagnostics"
+    auth = {"Authorization": aiohttp.BasicAuth("FW-LIMITS", "limits-secret").encode()}
     unknown = await fetch(f"{base}/FW-NOBODY/x.log", "PUT", data=b"x")
-    too_big = await fetch(f"{base}/FW-LIMITS/big.log", "PUT", data=b"x" * (MAX_FILE_SIZE + 1))
+    too_big = await fetch(f"{base}/FW-LIMITS/big.log", "PUT", data=b"x" * (MAX_FILE_SIZE + 1), headers=auth)
     streamed_too_big = await fetch(f"{base}/FW-LIMITS/chunked.log", "POST",
-                                   data=_chunks(b"x" * 1024, MAX_FILE_SIZE // 1024 + 1))
-    bad_name = await fetch(f"{base}/FW-LIMITS/...", "PUT", data=b"x")
-    sneaky = await fetch(f"{base}/FW-LIMITS/..%5C..%5Csecret.log", "PUT", data=b"x")
+                                   data=_chunks(b"x" * 1024, MAX_FILE_SIZE // 1024 + 1), headers=auth)
+    bad_name = await fetch(f"{base}/FW-LIMITS/...", "PUT", data=b"x", headers=auth)
+    sneaky = await fetch(f"{base}/FW-LIMITS/..%5C..%5Csecret.log", "PUT", data=b"x", headers=auth)
     no_file = await fetch(f"{base}/FW-LIMITS/", "POST",
-                          data=aiohttp.FormData({"note": "no file here"}, default_to_multipart=True))
+                          data=aiohttp.FormData({"note": "no file here"}, default_to_multipart=True), headers=auth)
     listed = await operator.get("/api/chargepoints/FW-LIMITS/diagnostics")
 
     assert unknown[0] == 404

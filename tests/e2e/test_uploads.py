@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
+from tests.e2e.steps import answered
 from tests.ocpp_client import ChargePointClient, Operator, ws_base
 
 PASSWORD = "upload-secret-1"
@@ -39,8 +40,7 @@ async def operator(server: Any) -> AsyncIterator[Operator]:
 
 async def upload(session: aiohttp.ClientSession, url: str, body: bytes, charge_point_id: str) -> tuple[int, Any]:
     """A charge point's upload, with its own id and password (HTTP Basic)."""
-    headers = {"Authorization": aiohttp.BasicAuth(charge_point_id, PASSWORD).encode()}
-    async with session.put(url, data=body, headers=headers) as response:
+    async with session.put(url, data=body, headers=basic(charge_point_id, PASSWORD)) as response:
         return response.status, await response.text()
 
 
@@ -102,3 +102,77 @@ async def test_storing_and_deleting_one_firmware_name_at_once_never_fails(server
     pairs, listings = results[:rounds], results[rounds:]
     assert all(stored in (200, 201) and deleted in (204, 404) for stored, deleted in pairs), pairs
     assert set(listings) == {200}
+
+
+# ---- who may upload: the token of a GetDiagnostics location, or the charge point's Basic auth ----
+
+
+async def put(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.put(url, data=body, headers=headers or {}) as response:
+            return response.status, response.headers.get("WWW-Authenticate", ""), await response.text()
+
+
+def basic(charge_point_id: str, password: str) -> dict[str, str]:
+    return {"Authorization": aiohttp.BasicAuth(charge_point_id, password).encode()}
+
+
+async def test_an_upload_without_credentials_is_refused_and_nothing_is_kept(server, operator, data_dir):
+    await operator.register("UP-LOCKED", password=PASSWORD)
+    await operator.register("UP-OPEN")
+
+    refused = [
+        await put(f"{server.http}/diagnostics/UP-LOCKED/x.log", b"forged"),
+        await put(f"{server.http}/diagnostics/UP-OPEN/x.log", b"forged"),
+        await put(f"{server.http}/diagnostics/UP-OPEN/x.log", b"forged", basic("UP-OPEN", "anything")),
+        await put(f"{server.http}/diagnostics/UP-LOCKED/x.log", b"forged", basic("UP-LOCKED", "wrong")),
+        await put(f"{server.http}/diagnostics/UP-LOCKED/x.log", b"forged", basic("UP-OPEN", PASSWORD)),
+        await put(f"{server.http}/diagnostics/UP-LOCKED/{'A' * 43}/x.log", b"forged"),
+        await put(f"{server.http}/diagnostics/UP-LOCKED/not-a-token/x.log", b"forged"),
+    ]
+
+    assert [(status, challenge.startswith("Basic")) for status, challenge, _ in refused] == [(401, True)] * 7
+    for charge_point_id in ("UP-LOCKED", "UP-OPEN"):
+        assert "DiagnosticsUploaded" not in await operator.event_types(charge_point_id)
+        assert (await operator.get(f"/api/chargepoints/{charge_point_id}/diagnostics"))["files"] == []
+    assert not (data_dir / "diagnostics").exists() or not any((data_dir / "diagnostics").rglob("*.log"))
+
+
+async def test_a_charge_point_with_a_password_may_upload_with_its_basic_auth(server, operator):
+    await operator.register("UP-BASIC", password=PASSWORD)
+
+    status, _, body = await put(f"{server.http}/diagnostics/UP-BASIC/basic.log", b"with basic", basic("UP-BASIC",
+                                                                                                     PASSWORD))
+
+    assert status == 201, body
+    assert "DiagnosticsUploaded" in await operator.event_types("UP-BASIC")
+
+
+async def test_get_diagnostics_gets_a_location_of_its_own_that_survives_a_restart(server, operator):
+    await operator.register("UP-TOKEN")
+    await operator.register("UP-OTHER")
+    async with ChargePointClient(ws_base(server), "UP-TOKEN") as cp:
+        await cp.call("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"})
+        call, (status, _) = await answered(
+            cp, operator.command("UP-TOKEN", "GetDiagnostics", {"location": f"{server.http}/diagnostics/UP-TOKEN/"}),
+            "GetDiagnostics", {"fileName": "diag.log"})
+        elsewhere, _ = await answered(
+            cp, operator.command("UP-TOKEN", "GetDiagnostics", {"location": "ftp://logs.example.com/up/"}),
+            "GetDiagnostics", {})
+    location = call[3]["location"]
+    token = location.rstrip("/").rsplit("/", 1)[1]
+    server.restart()
+
+    uploaded = await put(location + "diag.log", b"the log")
+    other_charge_point = await put(f"{server.http}/diagnostics/UP-OTHER/{token}/diag.log", b"forged")
+    history = await operator.events("UP-TOKEN")
+
+    assert status == 200
+    assert location.startswith(f"{server.http}/diagnostics/UP-TOKEN/") and len(token) >= 43
+    assert elsewhere[3]["location"] == "ftp://logs.example.com/up/"  # not ours: sent as given
+    assert uploaded[0] == 201, uploaded
+    assert other_charge_point[0] == 401
+    assert [e["data"]["fileName"] for e in history if e["type"] == "DiagnosticsUploaded"] == ["diag.log"]
+    assert token not in str(history)  # a secret: never in history
+    sent = [e["data"] for e in history if e["type"] == "CallSent" and e["data"].get("action") == "GetDiagnostics"]
+    assert sent and sent[0]["request"]["location"] == f"{server.http}/diagnostics/UP-TOKEN/<hidden>/", sent
