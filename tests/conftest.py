@@ -23,6 +23,13 @@ POSTGRES_ADMIN = os.environ.get("CSMS_TEST_POSTGRES", "postgresql://postgres@127
 API_TOKEN = "test-token"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-frames", type=int, default=20000,
+                     help="mutated frames tests/e2e/test_fuzzing.py sends per store (default 20000)")
+    parser.addoption("--fuzz-seed", type=int, default=None,
+                     help="the fuzzer's seed (default: a fresh one, printed)")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
