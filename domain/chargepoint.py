@@ -23,10 +23,12 @@ from domain.composite_schedule import connector_schedule
 from domain.facts import Facts, Payload
 from domain.local_list import LocalList, list_after_version_report, updated_list
 from domain.metering import energy_readings
-from domain.operator_end import STOPPED_AFTER_OPERATOR_END, ended, last_meter_value, settled_late, still_open
+from domain.operator_end import ENDED_BY_OPERATOR, last_meter_value, still_open
 from domain.session_totals import stop_totals
+from domain.stale_sessions import FLAG_OF_CAUSE, ended_by_status, marked_at_boot, superseded_by_start
 from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
+from domain.transaction_ends import apply_end, apply_stop
 
 __all__ = ["ANSWERS", "BEFORE_SENDING", "ChargePoint", "Payload", "topic"]  # topic() is re-exported
 
@@ -118,6 +120,7 @@ class ChargePoint(BaseAggregate[str]):
     @event("Booted", topic="ampledger:ChargePoint.Booted")
     def _booted(self, message_id: str, request: Payload, reply: Payload, received_at: datetime) -> None:
         self.boot_info = dict(request)
+        self.open_transactions = marked_at_boot(self.open_transactions)
         self.last_seen = received_at
 
     def answer_heartbeat(self, message_id: str, request: Payload, facts: Facts) -> Payload:
@@ -132,6 +135,8 @@ class ChargePoint(BaseAggregate[str]):
     def answer_status_notification(self, message_id: str, request: Payload, facts: Facts) -> Payload:
         connector_id, status = request["connectorId"], request["status"]
         self._connector_status_changed(message_id, request, {}, facts.now, status_time_of(request, facts.now))
+        for end in ended_by_status(self.open_transactions, request, facts.now):
+            self._transaction_ended_as_stale(**end)
         # OCPP 1.6 section 3.12: a connector that can no longer serve ends its reservations.
         for reservation_id in reservation_book.cancelled_by_status(self.reservations, connector_id, status):
             self._reservation_cancelled(reservation_id, f"connector {connector_id} {status}", facts.now)
@@ -158,7 +163,11 @@ class ChargePoint(BaseAggregate[str]):
             reply = transactions.repeated_start_reply(earlier)  # a retry: the same id, the same verdict
             self._transaction_start_repeated(message_id, request, reply, facts.now)
             return reply
-        info = facts.id_tag_info_at_start(request["idTag"])  # ConcurrentTx only here (section 7.2)
+        ending = superseded_by_start(self.open_transactions, request, facts.now)
+        for end in ending:
+            self._transaction_ended_as_stale(**end)
+        # ConcurrentTx only here (section 7.2), as if the stale transactions had ended.
+        info = facts.id_tag_info_at_start(request["idTag"], [end["transaction_id"] for end in ending])
         # OCPP 1.6 section 4.8: always a transactionId, even for a refused tag (the charge point then stops).
         transaction_id = facts.allocate_transaction_id()
         reservation_id, reservation_flags = reservation_book.used_by_start(self.reservations, request, info)
@@ -199,17 +208,7 @@ class ChargePoint(BaseAggregate[str]):
     @event(TransactionStopped)
     def _transaction_stopped(self, message_id: str, request: Payload, reply: Payload, received_at: datetime,
                              flags: list[str], energy_wh: int | None, duration_seconds: int | None) -> None:
-        transaction_id = request["transactionId"]
-        started = self.open_transactions.pop(transaction_id, None)
-        if started is not None:
-            stopped = state_shapes.stopped_transaction(started, request, energy_wh, flags)
-            self.recent_transactions = transactions.kept_after_stop(self.recent_transactions, stopped)
-            self.connectors = transactions.connectors_at_stop(self.connectors, started)
-        elif STOPPED_AFTER_OPERATOR_END in flags:
-            self.recent_transactions = settled_late(self.recent_transactions, transaction_id)
-        # OCPP 1.6 section 3.13.1: a TxProfile ends with its transaction.
-        connector = started["connectorId"] if started else None
-        self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id, connector)
+        apply_stop(self, request, energy_wh, flags)  # domain/transaction_ends.py
         self.last_seen = received_at
 
     def end_transaction_by_operator(self, transaction_id: int, reason: str, now: datetime) -> None:
@@ -219,12 +218,12 @@ class ChargePoint(BaseAggregate[str]):
     @event("TransactionEndedByOperator", topic="ampledger:ChargePoint.TransactionEndedByOperator")
     def _transaction_ended_by_operator(self, transaction_id: int, reason: str, ended_at: datetime,
                                        meter_stop: int | None) -> None:
-        started = self.open_transactions.pop(transaction_id)
-        self.recent_transactions = transactions.kept_after_stop(self.recent_transactions,
-                                                                ended(started, reason, ended_at, meter_stop))
-        self.connectors = transactions.connectors_at_stop(self.connectors, started)
-        self.charging_profiles = charging.drop_transaction_profiles(self.charging_profiles, transaction_id,
-                                                                    started["connectorId"])
+        apply_end(self, transaction_id, ENDED_BY_OPERATOR, reason, ended_at, meter_stop)
+
+    @event("TransactionEndedAsStale", topic="ampledger:ChargePoint.TransactionEndedAsStale")
+    def _transaction_ended_as_stale(self, transaction_id: int, cause: str, reason: str, ended_at: datetime,
+                                    meter_stop: int | None) -> None:
+        apply_end(self, transaction_id, FLAG_OF_CAUSE[cause], reason, ended_at, meter_stop)
 
     def answer_meter_values(self, message_id: str, request: Payload, facts: Facts) -> Payload:
         self._meter_values_received(message_id, request, {}, facts.now, energy_readings(request["meterValue"]))

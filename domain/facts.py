@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 Payload = dict[str, Any]
 VendorHandler = Callable[[str, Payload], Payload]  # (charge point id, DataTransfer request) -> reply
@@ -26,11 +26,14 @@ class Facts:
     allocate_transaction_id: Callable[[], int]
     vendor_handlers: Mapping[str, VendorHandler] = field(default_factory=dict)
     # The IdTagInfo a StartTransaction gets: ConcurrentTx once the tag runs as many transactions, on
-    # any charge point, as its maxConcurrentTransactions allows. Unset: the tag's own (id_tag_info).
-    start_id_tag_info: Callable[[str], Payload] | None = None
+    # any charge point, as its maxConcurrentTransactions allows, not counting the transactions (by id)
+    # the same answer ends (stale_sessions.py). Unset: the tag's own (id_tag_info).
+    start_id_tag_info: Callable[[str, Collection[int]], Payload] | None = None
 
-    def id_tag_info_at_start(self, id_tag: str) -> Payload:
-        return (self.start_id_tag_info or self.id_tag_info)(id_tag)
+    def id_tag_info_at_start(self, id_tag: str, ending: Collection[int] = ()) -> Payload:
+        if self.start_id_tag_info is None:
+            return self.id_tag_info(id_tag)
+        return self.start_id_tag_info(id_tag, ending)
 
     def vendor_handler(self, vendor_id: str) -> VendorHandler | None:
         """The DataTransfer handler of a vendor: vendorId is CiString255, so any case names the same vendor."""

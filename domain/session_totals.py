@@ -10,6 +10,8 @@ is flagged:
 - ``repeated_stop``: the transaction was stopped before;
 - ``stopped_after_operator_end``: the operator ended it first (operator_end.py);
   the stop's figures settle it;
+- ``stopped_after_inferred_end``: the central system ended it as stale first
+  (stale_sessions.py); the stop's figures settle it;
 - ``meter_out_of_range``: a register beyond a signed 64-bit value (what
   uninitialised meters send) or an energy above MAX_SESSION_WH; energy 0;
 - ``meter_went_backwards``: meterStop below meterStart; energy 0;
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from domain.operator_end import STOPPED_AFTER_OPERATOR_END, awaits_late_stop
+from domain.operator_end import late_stop_flag
 from domain.state_shapes import Transaction
 from domain.timestamps import parse_ocpp_time
 
@@ -63,8 +65,8 @@ def stop_totals(transaction: Transaction | None, still_open: bool, request: Payl
     """
     if transaction is None:
         return StopTotals(None, None, ["unknown_transaction"])
-    late = not still_open and awaits_late_stop(transaction)
-    if not still_open and not late:
+    late = late_stop_flag(transaction["flags"]) if not still_open else None
+    if not still_open and late is None:
         return StopTotals(None, None, ["repeated_stop"])
     ended = session_totals(
         transaction["meterStart"],
@@ -72,8 +74,8 @@ def stop_totals(transaction: Transaction | None, still_open: bool, request: Payl
         parse_ocpp_time(transaction["startTimestamp"]),
         parse_ocpp_time(request["timestamp"]),
     )
-    # A stop after the operator ended the transaction settles it with its own figures.
-    flags = ended.flags + ([STOPPED_AFTER_OPERATOR_END] if late else [])
+    # A stop after the transaction was ended without one settles it with its own figures.
+    flags = ended.flags + ([late] if late is not None else [])
     return StopTotals(ended.energy_wh, ended.duration_seconds, flags)
 
 

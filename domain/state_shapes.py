@@ -56,6 +56,7 @@ class Transaction(TypedDict):
     reservationId: int | None
     flags: list[str]
     lastEnergyWh: NotRequired[Decimal]  # the energy register the last MeterValues reported
+    openAtBoot: NotRequired[bool]  # open when the charge point last booted (stale_sessions.py)
 
 
 class StoppedTransaction(Transaction):

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.operator_end import ENDED_BY_OPERATOR, STOPPED_AFTER_OPERATOR_END
+from domain.operator_end import ENDED_BY_OPERATOR, late_stop_flag
 from domain.session_totals import carried_by, session_totals
+from domain.stale_sessions import FLAG_OF_CAUSE
 from domain.tariffs import DEFAULT_SCOPE, session_cost
 from domain.timestamps import parse_ocpp_time
 from projections.database import Reader, Sql, Update, storable
@@ -126,8 +127,8 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
         # (the event keeps it too, flagged unknown_transaction).
         record_unmatched_stop(sql, event, OTHER_CHARGE_POINTS_TRANSACTION, row["charge_point_id"])
         return
-    settles_operator_end = _settles_operator_end(event, row)
-    if row["status"] != "active" and not settles_operator_end:
+    settles_inferred_end = _settles_inferred_end(event, row)
+    if row["status"] != "active" and not settles_inferred_end:
         return  # a repeated stop: the first one is the bill
     started_at = _as_datetime(row["start_timestamp"])
     # Stops stored before events carried their totals (version 1) get them
@@ -156,7 +157,7 @@ def on_transaction_stopped(event: Any, sql: Sql) -> None:
             request["transactionId"],
         ),
     )
-    if settles_operator_end:
+    if settles_inferred_end:
         # The day already counts the session with the inferred figures: it gets the difference.
         _add_daily_usage(sql, event.originator_id, started_at, energy_wh - (row["energy_wh"] or 0),
                          duration - (row["duration_seconds"] or 0), sessions=0)
@@ -187,15 +188,24 @@ def _id_is_free_for(started: Any, sql: Sql) -> bool:
     return False
 
 
-def _settles_operator_end(event: Any, row: dict[str, Any]) -> bool:
-    """Whether this stop replaces the figures billing inferred when the operator ended the transaction."""
-    row_flags = (row["flags"] or "").split(",")
-    return (STOPPED_AFTER_OPERATOR_END in getattr(event, "flags", ()) and ENDED_BY_OPERATOR in row_flags
-            and STOPPED_AFTER_OPERATOR_END not in row_flags and row["charge_point_id"] == event.originator_id)
+def _settles_inferred_end(event: Any, row: dict[str, Any]) -> bool:
+    """Whether this stop replaces the figures billing inferred when the operator or the CSMS ended the transaction."""
+    late = late_stop_flag((row["flags"] or "").split(","))
+    return late is not None and late in getattr(event, "flags", ()) and row["charge_point_id"] == event.originator_id
 
 
 def on_transaction_ended_by_operator(event: Any, sql: Sql) -> None:
     """The operator ended a stale transaction: billed with what is known, flagged ended_by_operator."""
+    _ended_without_stop(event, sql, ENDED_BY_OPERATOR)
+
+
+def on_transaction_ended_as_stale(event: Any, sql: Sql) -> None:
+    """The CSMS ended a stale transaction (domain/stale_sessions.py): flagged ended_as_stale or ended_by_restart."""
+    _ended_without_stop(event, sql, FLAG_OF_CAUSE[event.cause])
+
+
+def _ended_without_stop(event: Any, sql: Sql, end_flag: str) -> None:
+    """A transaction ended with no StopTransaction: billed with what is known, flagged ``end_flag``."""
     row = sql.one("SELECT * FROM billing_transactions WHERE transaction_id = ?", (event.transaction_id,))
     if row is None or row["status"] != "active":
         return
@@ -205,7 +215,7 @@ def on_transaction_ended_by_operator(event: Any, sql: Sql) -> None:
     # No meter value known: the energy is unknown, not out of range.
     inferred = [flag for flag in totals.flags if meter_stop is not None or flag != "meter_out_of_range"]
     started_flags = [flag for flag in (row["flags"] or "").split(",") if flag]
-    flags = started_flags + [ENDED_BY_OPERATOR] + [flag for flag in inferred if flag not in started_flags]
+    flags = started_flags + [end_flag] + [flag for flag in inferred if flag not in started_flags]
     energy_wh = totals.energy_wh if meter_stop is not None else 0
     tariff = _tariff_in_force(sql, event.originator_id, started_at)
     cost = session_cost(tariff, energy_wh, totals.duration_seconds) if tariff else None
@@ -274,6 +284,7 @@ UPDATES: dict[str, Update] = {
     "TransactionStarted": on_transaction_started,
     "TransactionStopped": on_transaction_stopped,
     "TransactionEndedByOperator": on_transaction_ended_by_operator,
+    "TransactionEndedAsStale": on_transaction_ended_as_stale,
 }
 TARIFF_UPDATES: dict[str, Update] = {"TariffSet": on_tariff_set}
 

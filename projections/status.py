@@ -208,6 +208,7 @@ UPDATES: dict[str, Update] = {
     "TransactionStartRepeated": _touch,
     "TransactionStopped": on_transaction_stopped,
     "TransactionEndedByOperator": on_transaction_ended_by_operator,
+    "TransactionEndedAsStale": on_transaction_ended_by_operator,  # the same: the connector runs nothing
     "MeterValuesReceived": _touch,
     "DataTransferReceived": _touch,
     "FirmwareStatusReported": on_firmware_status,

@@ -7,7 +7,7 @@ writes go through the registry aggregate and are committed before they count.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 from adapters.service.shared_aggregate import SharedAggregate
 from domain.chargepoint import topic
@@ -16,6 +16,7 @@ from domain.idtags import IdTagRegistry, id_tag_info, start_id_tag_info, tag_key
 STARTED = topic("TransactionStarted")
 STOPPED = topic("TransactionStopped")
 ENDED_BY_OPERATOR = topic("TransactionEndedByOperator")
+ENDED_AS_STALE = topic("TransactionEndedAsStale")
 
 
 class ActiveTransactions:
@@ -35,8 +36,8 @@ class ActiveTransactions:
                 key = tag_key(event.request["idTag"])
                 self._tag_of[event.transaction_id] = key
                 self._count[key] = self._count.get(key, 0) + 1
-            elif topic in (STOPPED, ENDED_BY_OPERATOR):
-                transaction_id = event.transaction_id if topic == ENDED_BY_OPERATOR else event.request["transactionId"]
+            elif topic in (STOPPED, ENDED_BY_OPERATOR, ENDED_AS_STALE):
+                transaction_id = event.request["transactionId"] if topic == STOPPED else event.transaction_id
                 stopped = self._tag_of.pop(transaction_id, None)
                 if stopped is not None:
                     key = stopped
@@ -51,9 +52,10 @@ class ActiveTransactions:
             self._tag_of[transaction_id] = key
             self._count[key] = self._count.get(key, 0) + 1
 
-    def running(self, id_tag: str) -> int:
-        """How many accepted, unfinished transactions the tag has."""
-        return self._count.get(tag_key(id_tag), 0)
+    def running(self, id_tag: str, ending: Collection[int] = ()) -> int:
+        """How many accepted, unfinished transactions the tag has, not counting those ``ending``."""
+        key = tag_key(id_tag)
+        return self._count.get(key, 0) - sum(self._tag_of.get(transaction_id) == key for transaction_id in ending)
 
 
 class Authorizer:
@@ -68,8 +70,9 @@ class Authorizer:
     def info(self, id_tag: str, now: datetime) -> dict[str, Any]:
         return id_tag_info(self.registry.find(id_tag), now)
 
-    def start_info(self, id_tag: str, now: datetime) -> dict[str, Any]:
-        return start_id_tag_info(self.registry.find(id_tag), now, self.active.running(id_tag))
+    def start_info(self, id_tag: str, now: datetime, ending: Collection[int] = ()) -> dict[str, Any]:
+        """The IdTagInfo a StartTransaction gets, the transactions it ends (``ending``) not counted."""
+        return start_id_tag_info(self.registry.find(id_tag), now, self.active.running(id_tag, ending))
 
     async def change(self, command: Callable[[IdTagRegistry], Any]) -> Any:
         """Runs an operator's change on the registry, committed before it returns."""

@@ -26,5 +26,5 @@ class FactSource:
             id_tag_info=lambda id_tag: self._authorizer.info(id_tag, now),
             allocate_transaction_id=self._transaction_ids.allocate,
             vendor_handlers=self.vendor_handlers,
-            start_id_tag_info=lambda id_tag: self._authorizer.start_info(id_tag, now),
+            start_id_tag_info=lambda id_tag, ending: self._authorizer.start_info(id_tag, now, ending),
         )

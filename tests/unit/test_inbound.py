@@ -58,7 +58,7 @@ class World:
             id_tag_info=lambda id_tag: id_tag_info(self.registry.find(id_tag), self.now),
             allocate_transaction_id=self.ids,
             vendor_handlers=self.vendor_handlers,
-            start_id_tag_info=lambda id_tag: start_id_tag_info(
+            start_id_tag_info=lambda id_tag, _ending: start_id_tag_info(
                 self.registry.find(id_tag), self.now, running(cp, id_tag)
             ),
         )
