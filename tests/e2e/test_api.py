@@ -143,6 +143,7 @@ def test_an_unset_token_is_generated_and_printed_once(tmp_path):
         process.terminate()
         process.wait(timeout=20)
     rest.join(timeout=20)
+    assert "Traceback" not in "".join(output), "".join(output)
 
     assert statuses == [200, 401]
     assert "".join(output).count(token) == 1
