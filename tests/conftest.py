@@ -91,6 +91,8 @@ class Server:
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
         self._drains: list[threading.Thread] = []
+        # Variables for the server's environment; CSMS_STORE or CSMS_API_TOKEN here replace the option.
+        self.environment: dict[str, str] = {}
         self._judged: set[int] = set()  # the output lines of tracebacks already excused or reported
         # A test marked logs_traceback ran last: what it provoked may still be on its way through the pipe.
         self._excusing = False
@@ -104,11 +106,12 @@ class Server:
 
     def start(self) -> Server:
         command = [
-            sys.executable, "-m", "app", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--store", self.store, "--api-token", API_TOKEN, *self.extra,
+            sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            *([] if "CSMS_STORE" in self.environment else ["--store", self.store]),
+            *([] if "CSMS_API_TOKEN" in self.environment else ["--api-token", API_TOKEN]),
+            *self.extra,
         ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", CSMS_LOG_LEVEL="WARNING")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", CSMS_LOG_LEVEL="WARNING", **self.environment)
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -214,8 +217,10 @@ def server_factory() -> Iterator[type]:
 
     class Factory:
         @staticmethod
-        def start(store: str, *extra: str) -> Server:
-            server = Server(store, *extra).start()
+        def start(store: str, *extra: str, environment: dict[str, str] | None = None) -> Server:
+            server = Server(store, *extra)
+            server.environment = dict(environment or {})
+            server.start()
             started.append(server)
             return server
 

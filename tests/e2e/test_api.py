@@ -21,6 +21,7 @@ from adapters.api.document import document_of
 from adapters.api.openapi import ocpp_schema
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
 from adapters.service.settings import Settings
+from adapters.store import EventStore
 from tests.conftest import ROOT, free_port
 from tests.ocpp_client import API_TOKEN, ChargePointClient, Operator, shared_server, ws_base
 
@@ -324,3 +325,33 @@ def test_ocpp_schemas_in_the_document_are_the_packaged_ones_less_the_draft_marke
     described = ocpp_schema("Reset")
 
     assert {name: value for name, value in packaged.items() if name != "$schema"} == described
+
+
+async def test_the_store_and_token_come_from_csms_store_and_csms_api_token(store_url, server_factory):
+    environment = {"CSMS_STORE": store_url, "CSMS_API_TOKEN": "token-from-the-environment"}
+    served = server_factory.start("(from CSMS_STORE)", environment=environment)  # given no --store, no --api-token
+    async with Operator(served.http, token="token-from-the-environment") as operator:
+        status, _ = await operator.request("PUT", "/api/chargepoints/ENV-CP", {"description": "from env"})
+    async with Operator(served.http) as stranger:  # the suite's usual token is not this server's
+        refused, _ = await stranger.request("GET", "/api/chargepoints")
+    served.stop()
+
+    assert (status, refused) == (201, 401)  # then CSMS_API_TOKEN is the token
+    store = EventStore(store_url)  # and the charge point is in the store CSMS_STORE named
+    try:
+        assert store.load("ENV-CP") is not None
+    finally:
+        store.close()
+
+
+async def test_a_memory_store_keeps_nothing_across_a_restart(server_factory):
+    served = server_factory.start("memory:")  # given
+    async with Operator(served.http) as operator:
+        created, _ = await operator.request("PUT", "/api/chargepoints/MEM-CP", {})
+        seen, _ = await operator.request("GET", "/api/chargepoints/MEM-CP")
+
+    served.restart()  # when
+    async with Operator(served.http) as operator:
+        after, _ = await operator.request("GET", "/api/chargepoints/MEM-CP")
+
+    assert (created, seen, after) == (201, 200, 404)  # then
