@@ -355,3 +355,27 @@ async def test_a_memory_store_keeps_nothing_across_a_restart(server_factory):
         after, _ = await operator.request("GET", "/api/chargepoints/MEM-CP")
 
     assert (created, seen, after) == (201, 200, 404)  # then
+
+
+async def test_a_put_is_201_when_it_creates_and_200_when_it_updates_and_idtags_answer_as_documented(
+    server, operator
+):
+    statuses = {
+        "chargepoint created": await operator.request("PUT", "/api/chargepoints/API-PUT", {"description": "one"}),
+        "chargepoint updated": await operator.request("PUT", "/api/chargepoints/API-PUT", {"description": "two"}),
+        "idTag created": await operator.request("PUT", "/api/idtags/API-PUT-TAG", {"status": "Accepted"}),
+        "idTag updated": await operator.request("PUT", "/api/idtags/API-PUT-TAG", {"status": "Blocked"}),
+        "idTag read": await operator.request("GET", "/api/idtags/API-PUT-TAG"),
+        "idTag with an unknown status": await operator.request("PUT", "/api/idtags/API-PUT-TAG", {"status": "Maybe"}),
+        "idTag deleted": await operator.request("DELETE", "/api/idtags/API-PUT-TAG"),
+        "idTag deleted again": await operator.request("DELETE", "/api/idtags/API-PUT-TAG"),
+        "idTag read after": await operator.request("GET", "/api/idtags/API-PUT-TAG"),
+    }
+
+    assert {case: status for case, (status, _) in statuses.items()} == {
+        "chargepoint created": 201, "chargepoint updated": 200,
+        "idTag created": 201, "idTag updated": 200, "idTag read": 200, "idTag with an unknown status": 422,
+        "idTag deleted": 204, "idTag deleted again": 404, "idTag read after": 404,
+    }
+    assert statuses["idTag read"][1]["status"] == "Blocked"
+    assert "error" in statuses["idTag with an unknown status"][1]
