@@ -379,3 +379,32 @@ async def test_a_put_is_201_when_it_creates_and_200_when_it_updates_and_idtags_a
     }
     assert statuses["idTag read"][1]["status"] == "Blocked"
     assert "error" in statuses["idTag with an unknown status"][1]
+
+
+def metric(text: str, name: str) -> float:
+    values = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, text
+    return float(values[0])
+
+
+async def test_health_and_metrics_count_connections_and_committed_events(store_url, server_factory):
+    served = server_factory.start(store_url)  # a server of its own: nothing else commits meanwhile
+    async with Operator(served.http) as operator:
+        async def figures() -> tuple[dict[str, Any], str]:
+            health = await operator.get("/health")
+            async with operator.session.get(served.http + "/metrics") as response:  # type: ignore[union-attr]
+                return health, await response.text()
+
+        before, before_metrics = await figures()  # given
+        await operator.register("API-FIGURES")  # when one event (Registered), then two more (Connected, Booted)
+        async with ChargePointClient(ws_base(served), "API-FIGURES") as cp:
+            await cp.call("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"})
+            during, during_metrics = await figures()
+
+    assert during["committedEvents"] - before["committedEvents"] == 3  # then
+    assert during["connectedChargePoints"] == before["connectedChargePoints"] + 1
+    assert during["commitBatches"] > before["commitBatches"]
+    assert metric(during_metrics, "csms_committed_events_total") == during["committedEvents"]
+    assert metric(during_metrics, "csms_commit_batches_total") == during["commitBatches"]
+    assert metric(during_metrics, "csms_connected_charge_points") == during["connectedChargePoints"]
+    assert metric(before_metrics, "csms_read_model_failures") == 0
