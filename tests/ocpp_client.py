@@ -245,6 +245,7 @@ def shared_server(*extra: str) -> Any:
                 yield server.start()
             finally:
                 server.stop()
+            server.check_output()
 
     return fixture
 

@@ -21,6 +21,7 @@ from adapters.api.document import document_of
 from adapters.api.openapi import ocpp_schema
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
 from adapters.service.settings import Settings
+from adapters.store import EventStore
 from tests.conftest import ROOT, free_port
 from tests.ocpp_client import API_TOKEN, ChargePointClient, Operator, shared_server, ws_base
 
@@ -143,6 +144,7 @@ def test_an_unset_token_is_generated_and_printed_once(tmp_path):
         process.terminate()
         process.wait(timeout=20)
     rest.join(timeout=20)
+    assert "Traceback" not in "".join(output), "".join(output)
 
     assert statuses == [200, 401]
     assert "".join(output).count(token) == 1
@@ -323,3 +325,86 @@ def test_ocpp_schemas_in_the_document_are_the_packaged_ones_less_the_draft_marke
     described = ocpp_schema("Reset")
 
     assert {name: value for name, value in packaged.items() if name != "$schema"} == described
+
+
+async def test_the_store_and_token_come_from_csms_store_and_csms_api_token(store_url, server_factory):
+    environment = {"CSMS_STORE": store_url, "CSMS_API_TOKEN": "token-from-the-environment"}
+    served = server_factory.start("(from CSMS_STORE)", environment=environment)  # given no --store, no --api-token
+    async with Operator(served.http, token="token-from-the-environment") as operator:
+        status, _ = await operator.request("PUT", "/api/chargepoints/ENV-CP", {"description": "from env"})
+    async with Operator(served.http) as stranger:  # the suite's usual token is not this server's
+        refused, _ = await stranger.request("GET", "/api/chargepoints")
+    served.stop()
+
+    assert (status, refused) == (201, 401)  # then CSMS_API_TOKEN is the token
+    store = EventStore(store_url)  # and the charge point is in the store CSMS_STORE named
+    try:
+        assert store.load("ENV-CP") is not None
+    finally:
+        store.close()
+
+
+async def test_a_memory_store_keeps_nothing_across_a_restart(server_factory):
+    served = server_factory.start("memory:")  # given
+    async with Operator(served.http) as operator:
+        created, _ = await operator.request("PUT", "/api/chargepoints/MEM-CP", {})
+        seen, _ = await operator.request("GET", "/api/chargepoints/MEM-CP")
+
+    served.restart()  # when
+    async with Operator(served.http) as operator:
+        after, _ = await operator.request("GET", "/api/chargepoints/MEM-CP")
+
+    assert (created, seen, after) == (201, 200, 404)  # then
+
+
+async def test_a_put_is_201_when_it_creates_and_200_when_it_updates_and_idtags_answer_as_documented(
+    server, operator
+):
+    statuses = {
+        "chargepoint created": await operator.request("PUT", "/api/chargepoints/API-PUT", {"description": "one"}),
+        "chargepoint updated": await operator.request("PUT", "/api/chargepoints/API-PUT", {"description": "two"}),
+        "idTag created": await operator.request("PUT", "/api/idtags/API-PUT-TAG", {"status": "Accepted"}),
+        "idTag updated": await operator.request("PUT", "/api/idtags/API-PUT-TAG", {"status": "Blocked"}),
+        "idTag read": await operator.request("GET", "/api/idtags/API-PUT-TAG"),
+        "idTag with an unknown status": await operator.request("PUT", "/api/idtags/API-PUT-TAG", {"status": "Maybe"}),
+        "idTag deleted": await operator.request("DELETE", "/api/idtags/API-PUT-TAG"),
+        "idTag deleted again": await operator.request("DELETE", "/api/idtags/API-PUT-TAG"),
+        "idTag read after": await operator.request("GET", "/api/idtags/API-PUT-TAG"),
+    }
+
+    assert {case: status for case, (status, _) in statuses.items()} == {
+        "chargepoint created": 201, "chargepoint updated": 200,
+        "idTag created": 201, "idTag updated": 200, "idTag read": 200, "idTag with an unknown status": 422,
+        "idTag deleted": 204, "idTag deleted again": 404, "idTag read after": 404,
+    }
+    assert statuses["idTag read"][1]["status"] == "Blocked"
+    assert "error" in statuses["idTag with an unknown status"][1]
+
+
+def metric(text: str, name: str) -> float:
+    values = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, text
+    return float(values[0])
+
+
+async def test_health_and_metrics_count_connections_and_committed_events(store_url, server_factory):
+    served = server_factory.start(store_url)  # a server of its own: nothing else commits meanwhile
+    async with Operator(served.http) as operator:
+        async def figures() -> tuple[dict[str, Any], str]:
+            health = await operator.get("/health")
+            async with operator.session.get(served.http + "/metrics") as response:  # type: ignore[union-attr]
+                return health, await response.text()
+
+        before, before_metrics = await figures()  # given
+        await operator.register("API-FIGURES")  # when one event (Registered), then two more (Connected, Booted)
+        async with ChargePointClient(ws_base(served), "API-FIGURES") as cp:
+            await cp.call("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "One"})
+            during, during_metrics = await figures()
+
+    assert during["committedEvents"] - before["committedEvents"] == 3  # then
+    assert during["connectedChargePoints"] == before["connectedChargePoints"] + 1
+    assert during["commitBatches"] > before["commitBatches"]
+    assert metric(during_metrics, "csms_committed_events_total") == during["committedEvents"]
+    assert metric(during_metrics, "csms_commit_batches_total") == during["commitBatches"]
+    assert metric(during_metrics, "csms_connected_charge_points") == during["connectedChargePoints"]
+    assert metric(before_metrics, "csms_read_model_failures") == 0

@@ -29,6 +29,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             yield served.start()
         finally:
             served.stop()
+        served.check_output()
 
 PARAMETER = re.compile(r"{(\w+)}")
 HOSTILE = [

@@ -83,7 +83,7 @@ def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     try:
         server.start()
         recorded = asyncio.run(record_history(server))
-        server.stop()
+        server.check_output()
         yield recorded
     finally:
         server.stop()

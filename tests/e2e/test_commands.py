@@ -531,6 +531,29 @@ async def test_an_accepted_authorization_key_is_the_new_password_and_is_never_sh
     assert not stored_anywhere(server, new)
 
 
+@pytest.mark.parametrize("comes_back_with", ["old", "new"])
+async def test_while_a_new_authorization_key_is_outstanding_either_key_admits(server, operator, comes_back_with):
+    charge_point_id = f"CMD-AUTHKEY-LOST-{comes_back_with}"
+    keys = {"old": f"initial-password-{comes_back_with}", "new": f"Pending-AuthorizationKey-{comes_back_with}"}
+    async with connected(server, operator, charge_point_id, password=keys["old"]) as cp:
+        command = send(operator, charge_point_id, "ChangeConfiguration", {"key": "AuthorizationKey",
+                                                                          "value": keys["new"]})
+        call = await cp.next_call()  # the change is outstanding: its reply never comes
+        assert call[2:] == ["ChangeConfiguration", {"key": "AuthorizationKey", "value": keys["new"]}]
+        # The charge point reconnects (say, it applied the key and restarted): this connection takes over.
+        async with ChargePointClient(ws_base(server), charge_point_id, password=keys[comes_back_with]) as back:
+            assert (await back.call("Heartbeat", {}))["currentTime"]
+        await command
+
+    # The key it authenticated with is its password now, even though the reply was lost.
+    other = "new" if comes_back_with == "old" else "old"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await ChargePointClient(ws_base(server), charge_point_id, password=keys[other]).connect()
+    async with ChargePointClient(ws_base(server), charge_point_id, password=keys[comes_back_with]) as cp:
+        assert (await cp.call("Heartbeat", {}))["currentTime"]
+    assert refused.value.status == 401
+
+
 async def test_a_rejected_authorization_key_leaves_the_password_as_it_was(server, operator):
     old, refused = "initial-password-2", "Refused-AuthorizationKey-0043"
     async with connected(server, operator, "CMD-AUTHKEY-NO", password=old) as cp:

@@ -7,32 +7,41 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 
 from tests.e2e.steps import connected, exchange
-from tests.ocpp_client import Operator, shared_server
+from tests.ocpp_client import Operator, instant, shared_server
 
 server = shared_server()
 
 NOW = "2030-01-01T00:00:00Z"
 METER_VALUE = [{"timestamp": NOW, "sampledValue": [{"value": "12.5", "unit": "kWh"}]}]
 
-# requestedMessage -> (connectorId or None, the message the charge point then sends, what it changes)
-TRIGGERED: dict[str, tuple[int | None, dict[str, Any], str, Callable[[dict[str, Any]], Any]]] = {
+# requestedMessage -> (connectorId or None, the message the charge point then sends, the event it records,
+# what it changes: a check of (before, after), the charge point's status just before and just after the message).
+Check = Callable[[dict[str, Any], dict[str, Any]], Any]
+TRIGGERED: dict[str, tuple[int | None, dict[str, Any], str, Check]] = {
     "BootNotification": (
         None, {"chargePointVendor": "Acme", "chargePointModel": "One", "firmwareVersion": "2.0"},
-        "Booted", lambda status: status["firmwareVersion"] == "2.0",
+        "Booted", lambda before, after: (before["firmwareVersion"], after["firmwareVersion"]) == ("1.0", "2.0"),
     ),
     "DiagnosticsStatusNotification": (
-        None, {"status": "Idle"}, "DiagnosticsStatusReported", lambda status: status["diagnosticsStatus"] == "Idle",
+        None, {"status": "Idle"}, "DiagnosticsStatusReported",
+        lambda before, after: before["diagnosticsStatus"] != "Idle" and after["diagnosticsStatus"] == "Idle",
     ),
     "FirmwareStatusNotification": (
-        None, {"status": "Idle"}, "FirmwareStatusReported", lambda status: status["firmwareStatus"] == "Idle",
+        None, {"status": "Idle"}, "FirmwareStatusReported",
+        lambda before, after: before["firmwareStatus"] != "Idle" and after["firmwareStatus"] == "Idle",
     ),
-    "Heartbeat": (None, {}, "HeartbeatReceived", lambda status: status["lastSeen"] is not None),
+    # A sign of life: the charge point was seen later than at the TriggerMessage reply.
+    "Heartbeat": (
+        None, {}, "HeartbeatReceived", lambda before, after: instant(after["lastSeen"]) > instant(before["lastSeen"]),
+    ),
     "MeterValues": (
-        2, {"connectorId": 2, "meterValue": METER_VALUE}, "MeterValuesReceived", lambda status: True,
+        2, {"connectorId": 2, "meterValue": METER_VALUE}, "MeterValuesReceived",
+        lambda before, after: instant(after["lastSeen"]) > instant(before["lastSeen"]),
     ),
     "StatusNotification": (
         2, {"connectorId": 2, "errorCode": "NoError", "status": "SuspendedEV", "timestamp": NOW},
-        "ConnectorStatusChanged", lambda status: status["connectors"]["2"]["status"] == "SuspendedEV",
+        "ConnectorStatusChanged",
+        lambda before, after: "2" not in before["connectors"] and after["connectors"]["2"]["status"] == "SuspendedEV",
     ),
 }
 
@@ -50,6 +59,7 @@ async def test_a_triggered_message_is_handled_like_any_other(server, operator, r
     trigger = {"requestedMessage": requested, **({"connectorId": connector_id} if connector_id is not None else {})}
     async with connected(server, operator, charge_point_id) as cp:
         call, status, body = await exchange(cp, operator, "TriggerMessage", trigger, {"status": "Accepted"})
+        before = await operator.get(f"/api/chargepoints/{charge_point_id}")
         reply = await cp.call(requested, message)  # OCPP 1.6 5.17: after its TriggerMessage.conf
         state = await operator.get(f"/api/chargepoints/{charge_point_id}")
     events = await operator.events(charge_point_id)
@@ -65,7 +75,7 @@ async def test_a_triggered_message_is_handled_like_any_other(server, operator, r
     assert recorded in types[answered_at + 1:]
     triggered = next(e for e in events[answered_at + 1:] if e["type"] == recorded)
     assert triggered["data"]["request"] == message
-    assert changed(state)
+    assert changed(before, state), (before, state)
     assert state["commandOutcomes"]["TriggerMessage"] == {**trigger, "status": "Accepted"}
 
 

@@ -6,6 +6,7 @@ A real store and group-commit writer behind it; only the socket is fake.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -26,6 +27,8 @@ GET_CONFIGURATION = {"key": ["HeartbeatInterval"]}
 CONFIGURATION = {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]}
 TINY_TIMEOUT = 0.05  # the call timeout under test; nothing waits on it to synchronise
 SCHEMAS = Schemas()
+REPEAT_WINDOW = 32  # README: the last 32 calls per connection are remembered
+MAILBOX_FRAMES = 64  # README: each charge point's mailbox holds up to 64 frames
 
 StartActor = Callable[..., Awaitable[ChargePointActor]]
 
@@ -45,9 +48,10 @@ async def start_actor(charge_points: ChargePoints, facts: FactSource, clock: Fro
     """Starts the actor of a registered charge point on the fake socket; stops it after the test."""
     started: list[ChargePointActor] = []
 
-    async def start(call_timeout: float = SAFETY) -> ChargePointActor:
+    async def start(call_timeout: float = SAFETY, facts_of: Callable[[FactSource], Any] = lambda f: f
+                    ) -> ChargePointActor:
         await charge_points.register(CP, description="", password=None)
-        actor = ChargePointActor(CP, socket.send, socket.close, charge_points=charge_points, facts=facts,
+        actor = ChargePointActor(CP, socket.send, socket.close, charge_points=charge_points, facts=facts_of(facts),
                                  schemas=SCHEMAS, call_timeout=call_timeout, clock=clock)
         actor.start()
         started.append(actor)
@@ -92,6 +96,96 @@ async def test_a_repeated_message_id_gets_the_remembered_reply_and_is_not_proces
 
     assert socket.sent[1] == socket.sent[0]  # then the very same reply, and one exchange in history
     assert event_names(store, CP) == ["Registered", "HeartbeatReceived"]
+
+
+async def test_the_last_32_calls_are_remembered_and_an_older_one_is_processed_afresh(
+    start_actor: StartActor, socket: FakeSocket, store: EventStore
+) -> None:
+    actor = await start_actor()  # given 33 heartbeats answered on this connection
+    for n in range(REPEAT_WINDOW + 1):
+        await actor.receive(frame(2, f"beat-{n}", "Heartbeat", {}))
+        await socket.next_frame()
+
+    await actor.receive(frame(2, "beat-1", "Heartbeat", {}))  # when the oldest of the last 32 comes again
+    await socket.next_frame()
+    remembered = event_names(store, CP).count("HeartbeatReceived")
+    await actor.receive(frame(2, "beat-0", "Heartbeat", {}))  # and the one before it
+    await socket.next_frame()
+
+    assert remembered == REPEAT_WINDOW + 1  # then the first is answered from memory
+    assert event_names(store, CP).count("HeartbeatReceived") == REPEAT_WINDOW + 2  # the second is processed
+
+
+class FailingOnce:
+    """Facts whose first use fails, as when the store is briefly unavailable."""
+
+    def __init__(self, facts: FactSource) -> None:
+        self._facts = facts
+        self.failed = False
+
+    def __call__(self) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("the store is briefly unavailable")
+        return self._facts()
+
+
+async def test_an_internal_error_has_no_traceback_and_a_retry_is_processed_afresh(
+    start_actor: StartActor, socket: FakeSocket, store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    actor = await start_actor(facts_of=FailingOnce)  # given a fault on the first call
+
+    await actor.receive(frame(2, "beat-1", "Heartbeat", {}))  # when a heartbeat comes, then again under its id
+    failed = await socket.next_frame()
+    await actor.receive(frame(2, "beat-1", "Heartbeat", {}))
+    retried = await socket.next_frame()
+
+    assert failed[:3] == [4, "beat-1", "InternalError"]  # then the fault is InternalError, without its details
+    assert "Traceback" not in socket.sent[0].decode() and "briefly unavailable" not in socket.sent[0].decode()
+    assert "briefly unavailable" in caplog.text  # (which the log keeps)
+    assert retried[:2] == [3, "beat-1"] and "currentTime" in retried[2]  # the retry is processed
+    assert event_names(store, CP) == ["Registered", "HeartbeatReceived"]
+
+
+async def test_an_invalid_reply_of_our_own_is_internal_error_and_nothing_is_recorded(
+    start_actor: StartActor, socket: FakeSocket, store: EventStore
+) -> None:
+    # given facts that make BootNotification's interval a string, which its schema refuses
+    actor = await start_actor(facts_of=lambda facts: lambda: dataclasses.replace(facts(), heartbeat_interval="300"))
+
+    await actor.receive(frame(2, "boot-1", "BootNotification", BOOT))  # when
+    answer = await socket.next_frame()
+
+    assert answer[:3] == [4, "boot-1", "InternalError"]  # then
+    assert event_names(store, CP) == ["Registered"]
+
+
+async def test_the_mailbox_holds_64_frames_and_the_next_waits_for_room(
+    start_actor: StartActor, socket: FakeSocket
+) -> None:
+    sending, release = asyncio.Event(), asyncio.Event()  # given a reply stuck on its way out
+
+    async def stuck(_: list[Any]) -> None:
+        sending.set()
+        await release.wait()
+
+    socket.on_send = stuck
+    actor = await start_actor()
+    await actor.receive(frame(2, "beat-0", "Heartbeat", {}))
+    await within_safety(sending.wait())
+
+    for n in range(1, MAILBOX_FRAMES + 1):  # when 64 more frames come, and one beyond
+        await within_safety(actor.receive(frame(2, f"beat-{n}", "Heartbeat", {})))
+    beyond = asyncio.ensure_future(actor.receive(frame(2, "beat-65", "Heartbeat", {})))
+    for _ in range(20):  # nothing can make room while the reply is stuck: let every ready task run
+        await asyncio.sleep(0)
+    waited = not beyond.done()
+    release.set()
+    await within_safety(beyond)
+    answers = [(await socket.next_frame())[1] for _ in range(MAILBOX_FRAMES + 2)]
+
+    assert waited  # then the frame beyond 64 waited (the endpoint stops reading the socket meanwhile)
+    assert answers == [f"beat-{n}" for n in range(MAILBOX_FRAMES + 2)]  # and every frame was answered, in order
 
 
 REFUSED_CALLS = {

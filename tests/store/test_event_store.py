@@ -339,3 +339,21 @@ def test_writing_threads_keep_their_own_sqlite_connection_until_the_store_closes
     assert recorder._opened == []
     with pytest.raises(Exception, match="closed"):
         connections[0]._sqlite_conn.execute("SELECT 1")
+
+
+def test_sqlite_commits_on_a_connection_with_synchronous_full_in_wal_mode(tmp_path: Any) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'durable.sqlite3'}")  # given a SQLite store
+    try:
+        cp = ChargePoint(id="CP-SYNC", description="", auto_registered=False)
+        store.commit(cp.collect_events())  # when it commits, on the connection its writer keeps
+
+        connection = store.app.recorder._connection()  # type: ignore[attr-defined]
+        with connection.transaction(commit=False) as cursor:
+            cursor.execute("PRAGMA synchronous")
+            synchronous = cursor.fetchone()[0]
+            cursor.execute("PRAGMA journal_mode")
+            journal_mode = cursor.fetchone()[0]
+    finally:
+        store.close()
+
+    assert (synchronous, journal_mode) == (2, "wal")  # then: FULL, so a commit is on disk when answered (README)
