@@ -9,6 +9,7 @@ from aiohttp import web
 from adapters.api.parameters import charge_point_id_of, read_json_object, registered_id
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
+from adapters.ocpp.admissibility import refuse_inadmissible
 from adapters.ocpp.endpoint import SCHEMAS
 from adapters.ocpp.framing import OcppError
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
@@ -27,9 +28,11 @@ CALL_ERRORS = {
 
 
 def validate_command(request: web.Request, action: str, payload: dict[str, Any]) -> None:
-    """422 when the payload breaks the action's OCPP schema; nothing is sent then."""
+    """422 when the payload breaks the action's OCPP schema, or holds what no store can (a date-time
+    out of range, a NUL): nothing is sent then."""
     try:
         request.app[SCHEMAS].validate_request(action, payload)
+        refuse_inadmissible(action, payload, request.app[SCHEMAS])
     except OcppError as failure:
         raise ApiError(422, f"invalid {action} payload: {failure.description}", code=failure.code) from None
 

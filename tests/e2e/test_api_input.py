@@ -16,6 +16,7 @@ import pytest
 from yarl import URL
 
 from tests.conftest import Server
+from tests.e2e.steps import connected
 from tests.ocpp_client import API_TOKEN, Operator, fresh_store
 
 
@@ -249,3 +250,26 @@ async def test_a_nul_in_a_body_text_gets_a_422_naming_the_field(server, operator
     assert reply["error"] == f"{field} must not contain a NUL character"
     assert (await operator.get("/api/chargepoints/INPUT-NUL"))["description"] == "before"
     assert (await operator.request("GET", "/api/idtags/NUL-TAG"))[0] == 404
+
+
+@pytest.mark.parametrize(("action", "payload", "field"), [
+    ("ReserveNow", {"connectorId": 1, "expiryDate": "9999-12-31T23:59:60Z", "idTag": "TAG", "reservationId": 9},
+     "expiryDate"),
+    ("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "chargingRateUnit": "A", "startSchedule": "0000-01-01T00:00:00Z",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]}}}, "startSchedule"),
+    ("GetDiagnostics", {"location": "ftp://diag.example/", "startTime": "9999-12-31T23:59:59-14:00"}, "startTime"),
+])
+async def test_a_command_with_a_date_time_no_store_can_hold_is_a_422_and_nothing_is_sent(
+    server, operator, action, payload, field
+):
+    charge_point_id = f"API-DATES-{action}"
+    async with connected(server, operator, charge_point_id) as cp:
+        status, body = await operator.command(charge_point_id, action, payload)
+        history = await operator.event_types(charge_point_id)
+
+    assert status == 422, body
+    assert body["code"] == "PropertyConstraintViolation" and field in body["error"]
+    assert cp.incoming_calls.empty() and "CallSent" not in history
