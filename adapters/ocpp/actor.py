@@ -177,14 +177,16 @@ class ChargePointActor:
             self._take_reply(frame)
 
     async def _answer(self, call: Call) -> None:
-        key = (call.message_id, _fingerprint(call))
+        # Encoded once: it names the call for repeats and is searched for NULs.
+        encoded = orjson.dumps([call.action, call.payload], option=orjson.OPT_SORT_KEYS)
+        key = (call.message_id, _fingerprint(encoded))
         remembered = self._replies.get(key)
         if remembered is not None:
             # The same CALL again (id, action and payload) on this connection: answered, not redone.
             await self._reply(remembered)
             return
         try:
-            reply = await self._handle(call)
+            reply = await self._handle(call, encoded)
         except OcppError as error:
             frame = error_frame(call.message_id, error.code, error.description, error.details)
         except Exception:
@@ -209,7 +211,7 @@ class ChargePointActor:
         except ConnectionError:
             log.info("%s: the connection closed before a reply could go out", self.id)
 
-    async def _handle(self, call: Call) -> dict[str, Any]:
+    async def _handle(self, call: Call, encoded: bytes) -> dict[str, Any]:
         answer = ANSWERS.get(call.action)
         if answer is None:
             if call.action in CENTRAL_SYSTEM_ACTIONS or call.action in RECOGNISED_ONLY:
@@ -218,7 +220,7 @@ class ChargePointActor:
         assert call.action in CHARGE_POINT_ACTIONS
         schemas = self._schemas
         schemas.validate_request(call.action, call.payload)
-        refuse_inadmissible(call.action, call.payload, schemas)
+        refuse_inadmissible(call.action, call.payload, schemas, encoded)
         facts = self._facts()
 
         def command(cp: ChargePoint) -> dict[str, Any]:
@@ -320,9 +322,9 @@ class ChargePointActor:
         raise CallRejected(self.id, action, failed.code, failed.description, failed.details)
 
 
-def _fingerprint(call: Call) -> bytes:
-    """What makes a CALL a repeat besides its id: its action and payload (16 bytes, not the payload)."""
+def _fingerprint(encoded: bytes) -> bytes:
+    """What makes a CALL a repeat besides its id: its action and payload, as encoded with sorted keys
+    (16 bytes, not the payload)."""
     # Message ids are unique per sender only within a session (OCPP-J section 4.1.1):
     # the same id with another action or payload is a new call, answered as such.
-    canonical = orjson.dumps([call.action, call.payload], option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(canonical, digest_size=16).digest()
+    return hashlib.blake2b(encoded, digest_size=16).digest()

@@ -30,15 +30,19 @@ HOLDABLE = f"{EARLIEST.date().isoformat()} to {LATEST.date().isoformat()} UTC"
 NUL_IN_JSON = b"\\u0000"  # how orjson writes a NUL inside a string
 
 
-def refuse_inadmissible(action: str, payload: Payload, schemas: Schemas) -> None:
-    """Raises OcppError (PropertyConstraintViolation) for a schema-valid value the central system cannot hold."""
+def refuse_inadmissible(action: str, payload: Payload, schemas: Schemas, encoded: bytes | None = None) -> None:
+    """Raises OcppError (PropertyConstraintViolation) for a schema-valid value the central system cannot hold.
+
+    ``encoded``: the payload's JSON as the caller already made it (any key order, possibly inside a
+    larger document), so the NUL search costs no second encoding.
+    """
     for path in schemas.date_time_paths(action):
         for where, text in _values_at(payload, path, ""):
             problem = _date_time_problem(text)
             if problem is not None:
                 raise OcppError("PropertyConstraintViolation", f"{where} {text!r} {problem}", {"path": where})
     # The common case costs one C call: no escaped NUL in the whole payload.
-    if NUL_IN_JSON in orjson.dumps(payload):
+    if NUL_IN_JSON in (encoded if encoded is not None else orjson.dumps(payload)):
         nul_at = next(_strings_with_nul(payload, ""), None)
         if nul_at is not None:
             raise OcppError("PropertyConstraintViolation", f"{nul_at} contains a NUL character, "
