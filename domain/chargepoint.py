@@ -3,15 +3,17 @@
 A public method decides: it checks the rule and works out the reply from the
 request, the state and the Facts its caller passes in, then triggers a
 past-tense event through a private @event method, which only applies state:
-it runs again on every replay, so the event carries what was decided. ANSWERS
-finds the method that answers a charge point's action. The rules are plain
-functions in the modules named for them (transactions, reservation_book, ...).
+it runs again on every replay, so the event carries what was decided.
+domain/answers.py finds the method that answers a charge point's action. The
+rules are plain functions in the modules named for them (transactions,
+reservation_book, ...). The security extension's events are classes declared
+in its own modules (domain/security_events.py, ...), applied by their apply().
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Sequence
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
@@ -30,13 +32,14 @@ from domain.state_shapes import status_time_of
 from domain.timestamps import format_ocpp_time
 from domain.transaction_ends import apply_end, apply_stop
 
-__all__ = ["ANSWERS", "BEFORE_SENDING", "ChargePoint", "Payload", "topic"]  # topic() is re-exported
+__all__ = ["BEFORE_SENDING", "ChargePoint", "Payload", "topic"]  # topic() is re-exported
 
 
 class ChargePoint(BaseAggregate[str]):
     TOPIC = "ampledger:ChargePoint"
-    # 2: charging profiles, reservations, local list and firmware update; 3: command_outcomes declared.
-    class_version = 3
+    # 2: charging profiles, reservations, local list and firmware update; 3: command_outcomes declared;
+    # 4: the security extension's state (state_shapes.ADDED_IN_V4).
+    class_version = 4
 
     Event = ChargePointEvent
     # Declared as classes, with their upcasters (chargepoint_events.py); the methods below apply them.
@@ -72,10 +75,13 @@ class ChargePoint(BaseAggregate[str]):
         self.local_list: LocalList | None = None  # what the charge point holds; None: unknown
         self.firmware_update: state_shapes.FirmwareUpdate | None = None  # the last UpdateFirmware and how it went
         self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
+        # The security extension (domain/security_events.py, ...), applied by its event classes' apply().
+        self.last_critical_security_event: Payload | None = None
 
     # Snapshots of older versions, read as today's (state_shapes.py).
     upcast_v1_v2 = staticmethod(state_shapes.snapshot_v1_to_v2)
     upcast_v2_v3 = staticmethod(state_shapes.snapshot_v2_to_v3)
+    upcast_v3_v4 = staticmethod(state_shapes.snapshot_v3_to_v4)
 
     # ---- the operator and the connection ---------------------------------------
 
@@ -380,17 +386,3 @@ class ChargePoint(BaseAggregate[str]):
         running = transactions.running_on(self.connectors, self.open_transactions, connector_id)
         return connector_schedule(self.charging_profiles, connector_id, start, duration, unit, running)
 
-
-# The method that answers each action a charge point may call, by the action's OCPP name.
-ANSWERS: dict[str, Callable[[ChargePoint, str, Payload, Facts], Payload]] = {
-    "BootNotification": ChargePoint.answer_boot_notification,
-    "Heartbeat": ChargePoint.answer_heartbeat,
-    "StatusNotification": ChargePoint.answer_status_notification,
-    "Authorize": ChargePoint.answer_authorize,
-    "StartTransaction": ChargePoint.answer_start_transaction,
-    "StopTransaction": ChargePoint.answer_stop_transaction,
-    "MeterValues": ChargePoint.answer_meter_values,
-    "DataTransfer": ChargePoint.answer_data_transfer,
-    "FirmwareStatusNotification": ChargePoint.answer_firmware_status_notification,
-    "DiagnosticsStatusNotification": ChargePoint.answer_diagnostics_status_notification,
-}

@@ -25,7 +25,9 @@ is read, so that nothing but the domain works out what an exchange meant:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from eventsourcing.utils import register_topic
 
 from domain import call_outcomes
 from domain.event_bases import TextIdEvent
@@ -43,6 +45,21 @@ class ChargePointEvent(TextIdEvent):
     """ChargePoint.Event: the base of every event of a charge point."""
 
     TOPIC = topic("Event")
+
+
+E = TypeVar("E", bound=type[ChargePointEvent])
+
+
+def declared(event_class: E) -> E:
+    """Registers an event class declared outside the aggregate under its topic.
+
+    The security extension's events (domain/security_*.py, domain/certificates.py, ...)
+    are classes with an ``apply(cp)`` method, triggered with ``cp.trigger_event``,
+    so that the aggregate's own module stays the core profile's; the library finds
+    them, as it replays, by their registered topic.
+    """
+    register_topic(event_class.TOPIC, event_class)
+    return event_class
 
 
 class ConnectorStatusChanged(ChargePointEvent):

@@ -9,6 +9,7 @@ spelled. Every function is pure and returns a new dict.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
@@ -237,3 +238,15 @@ def snapshot_v1_to_v2(state: Payload) -> None:
 def snapshot_v2_to_v3(state: Payload) -> None:
     """A ChargePoint snapshot from before version 3 has command_outcomes only if an outcome was kept."""
     state.setdefault("command_outcomes", {})
+
+
+# State the security extension added in ChargePoint version 4, and its value before.
+ADDED_IN_V4: dict[str, Any] = {
+    "last_critical_security_event": None,
+}
+
+
+def snapshot_v3_to_v4(state: Payload) -> None:
+    """A ChargePoint snapshot from before version 4 has none of the security extension's state."""
+    for name, before in ADDED_IN_V4.items():
+        state.setdefault(name, copy.deepcopy(before))

@@ -14,7 +14,7 @@ from importlib import metadata, resources
 from typing import Any, Iterable, Iterator
 
 from adapters.api.routing import Route
-from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
+from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS, inline_definitions
 from adapters.service.connections import CHARGE_POINT_ID
 
 PARAMETER = re.compile(r"{(\w+)}")
@@ -363,11 +363,22 @@ def command_schemas() -> dict[str, Any]:
 
 def ocpp_schema(name: str) -> dict[str, Any]:
     """An OCPP 1.6 JSON schema as an OpenAPI 3.0 schema object."""
-    schema: dict[str, Any] = json.loads((OCPP_SCHEMAS / f"{name}.json").read_text(encoding="utf-8"))
-    # Draft-04 bookkeeping that OpenAPI 3.0 schema objects do not allow.
-    schema.pop("$schema", None)
-    schema.pop("id", None)
-    return schema
+    schema: dict[str, Any] = inline_definitions(json.loads((OCPP_SCHEMAS / f"{name}.json").read_text(encoding="utf-8")))
+    # The core profile's schemas have a title ("ResetRequest"); the Security Whitepaper's none.
+    schema.setdefault("title", name if name.endswith("Response") else f"{name}Request")
+    return _without(schema, NOT_OPENAPI)
+
+
+# Draft-04/06 bookkeeping and the security schemas' code-generator hints, which OpenAPI 3.0 schema objects forbid.
+NOT_OPENAPI = frozenset({"$schema", "id", "$id", "javaType", "additionalItems"})
+
+
+def _without(node: Any, keys: frozenset[str]) -> Any:
+    if isinstance(node, list):
+        return [_without(item, keys) for item in node]
+    if isinstance(node, dict):
+        return {key: _without(value, keys) for key, value in node.items() if key not in keys}
+    return node
 
 
 def _version() -> str:

@@ -36,7 +36,8 @@ from adapters.service.facts import FactSource
 from adapters.service.sessions import CallRejected, CallTimeout, NotConnected
 from adapters.service.settings import Clock
 from adapters.store import Command
-from domain.chargepoint import ANSWERS, ChargePoint
+from domain.answers import ANSWERS
+from domain.chargepoint import ChargePoint
 from domain.redaction import recorded_reply, recorded_request
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ T = TypeVar("T")
 # in practice the last one or two; each remembered reply costs ~150 bytes.
 REMEMBERED_REPLIES = 32
 MAILBOX_SIZE = 64
-# Actions of the security whitepaper we recognise but do not serve yet.
-RECOGNISED_ONLY = frozenset(
-    {"SecurityEventNotification", "SignCertificate", "LogStatusNotification", "SignedFirmwareStatusNotification"}
-)
 
 
 class ChargePointActor:
@@ -214,7 +211,7 @@ class ChargePointActor:
     async def _handle(self, call: Call, encoded: bytes) -> dict[str, Any]:
         answer = ANSWERS.get(call.action)
         if answer is None:
-            if call.action in CENTRAL_SYSTEM_ACTIONS or call.action in RECOGNISED_ONLY:
+            if call.action in CENTRAL_SYSTEM_ACTIONS or call.action in CHARGE_POINT_ACTIONS:
                 raise OcppError("NotSupported", f"{call.action} is not served by this central system")
             raise OcppError("NotImplemented", f"unknown action {call.action!r}")
         assert call.action in CHARGE_POINT_ACTIONS

@@ -43,6 +43,11 @@ CHARGE_POINT_ACTIONS = frozenset(
         "StartTransaction",
         "StatusNotification",
         "StopTransaction",
+        # The Security Whitepaper's (its schemas ship in the ocpp package too).
+        "LogStatusNotification",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "SignedFirmwareStatusNotification",
     }
 )
 CENTRAL_SYSTEM_ACTIONS = frozenset(
@@ -66,6 +71,14 @@ CENTRAL_SYSTEM_ACTIONS = frozenset(
         "TriggerMessage",
         "UnlockConnector",
         "UpdateFirmware",
+        # The Security Whitepaper's.
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
     }
 )
 
@@ -136,6 +149,23 @@ class Schemas:
         for action in CHARGE_POINT_ACTIONS | CENTRAL_SYSTEM_ACTIONS:
             self._validator(action)
             self._validator(f"{action}Response")
+
+
+def inline_definitions(schema: Any, root: dict[str, Any] | None = None) -> Any:
+    """The schema with each "$ref" to its "definitions" replaced by the definition itself.
+
+    The Security Whitepaper's schemas (draft 6) name their enums in "definitions";
+    the core profile's (draft 4) write everything in place. OpenAPI and the tests'
+    payload generators want it in place.
+    """
+    root = schema if root is None else root
+    if isinstance(schema, list):
+        return [inline_definitions(item, root) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return inline_definitions(root["definitions"][schema["$ref"].rsplit("/", 1)[-1]], root)
+    return {key: inline_definitions(value, root) for key, value in schema.items() if key != "definitions"}
 
 
 def _date_time_paths(schema: dict[str, Any], path: SchemaPath) -> list[SchemaPath]:

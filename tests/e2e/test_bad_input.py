@@ -13,6 +13,8 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
+from adapters.ocpp.schemas import CHARGE_POINT_ACTIONS
+from domain.answers import ANSWERS
 from tests.ocpp_client import (
     ChargePointClient,
     Operator,
@@ -89,9 +91,8 @@ CALL_ERRORS = {
     "an empty sampledValue array": ("OccurenceConstraintViolation", [2, "{id}", "MeterValues", {
         "connectorId": 1, "meterValue": [{"timestamp": "2030-01-01T00:00:00Z", "sampledValue": []}]}]),
     # The security extension's actions, recognised but not served yet (README: NotSupported).
-    **{f"the security-extension action {action}": ("NotSupported", [2, "{id}", action, {}]) for action in (
-        "SecurityEventNotification", "SignCertificate", "LogStatusNotification", "SignedFirmwareStatusNotification",
-    )},
+    **{f"the security-extension action {action}": ("NotSupported", [2, "{id}", action, {}])
+       for action in sorted(CHARGE_POINT_ACTIONS - set(ANSWERS))},
 }
 
 

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
+from tests.certificates import certificate_authority, issue
 from tests.ocpp_client import ChargePointClient, Operator, shared_server, ws_base
 
 server = shared_server()  # --call-timeout 2, one per store kind for this module
@@ -30,6 +31,9 @@ SCHEDULE = {
     "duration": 3600,
     "startSchedule": "2030-01-01T00:00:00Z",
 }
+
+ROOT = certificate_authority("Sample Root")
+HASH_DATA = {"hashAlgorithm": "SHA256", "issuerNameHash": "a" * 64, "issuerKeyHash": "b" * 64, "serialNumber": "1f"}
 
 # action -> (a valid request, the charge point's accepting reply, a refusing reply)
 SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
@@ -107,6 +111,36 @@ SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         {"location": "https://firmware.example/cp-2.0.bin", "retrieveDate": FUTURE, "retries": 1, "retryInterval": 30},
         {},
         {},  # UpdateFirmware.conf carries nothing: the charge point cannot refuse
+    ),
+    # The Security Whitepaper's.
+    "CertificateSigned": (
+        {"certificateChain": issue(ROOT, "SAMPLE-CP").pem + ROOT.pem}, {"status": "Accepted"}, {"status": "Rejected"},
+    ),
+    "DeleteCertificate": ({"certificateHashData": HASH_DATA}, {"status": "Accepted"}, {"status": "NotFound"}),
+    "ExtendedTriggerMessage": (
+        {"requestedMessage": "StatusNotification", "connectorId": 1}, {"status": "Accepted"}, {"status": "Rejected"},
+    ),
+    "GetInstalledCertificateIds": (
+        {"certificateType": "ManufacturerRootCertificate"},
+        {"status": "Accepted", "certificateHashData": [HASH_DATA]},
+        {"status": "NotFound"},
+    ),
+    "GetLog": (
+        {"logType": "SecurityLog", "requestId": 1, "log": {"remoteLocation": "https://logs.example/upload"}},
+        {"status": "Accepted", "filename": "security.log"},
+        {"status": "Rejected"},
+    ),
+    "InstallCertificate": (
+        {"certificateType": "ManufacturerRootCertificate", "certificate": ROOT.pem},
+        {"status": "Accepted"},
+        {"status": "Rejected"},
+    ),
+    "SignedUpdateFirmware": (
+        {"requestId": 1, "retries": 1, "firmware": {
+            "location": "https://firmware.example/cp-2.1.bin", "retrieveDateTime": FUTURE,
+            "signingCertificate": ROOT.pem, "signature": "c2lnbmF0dXJl"}},
+        {"status": "Accepted"},
+        {"status": "Rejected"},
     ),
 }
 
@@ -401,7 +435,7 @@ async def test_an_unknown_charge_point_is_a_404(server, operator):
     assert events_status == 404
 
 
-@pytest.mark.parametrize("action", ["NoSuchAction", "BootNotification", "reset", "SignedUpdateFirmware"])
+@pytest.mark.parametrize("action", ["NoSuchAction", "BootNotification", "reset", "SecurityEventNotification"])
 async def test_an_unknown_action_is_a_404_and_nothing_is_sent(server, operator, action):
     charge_point_id = f"CMD-UNKNOWN-{action}"
     async with connected(server, operator, charge_point_id) as cp:

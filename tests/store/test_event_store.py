@@ -16,7 +16,8 @@ import pytest
 
 from adapters.service.transaction_ids import BLOCK_SIZE, TransactionIds
 from adapters.store import ConflictError, EventStore, project_events
-from domain.chargepoint import ANSWERS, ChargePoint
+from domain.answers import ANSWERS
+from domain.chargepoint import ChargePoint
 from domain.event_bases import Snapshot
 from domain.facts import Facts
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info, start_id_tag_info

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import transactions
-from domain.chargepoint import ANSWERS, ChargePoint, Payload
+from domain.answers import ANSWERS
+from domain.chargepoint import ChargePoint, Payload
 from domain.facts import Facts, VendorHandler
 from domain.idtags import REGISTRY_ID, IdTagRegistry, id_tag_info, start_id_tag_info
 from tests.stories import registered, replayed, running
@@ -117,6 +118,8 @@ EXAMPLES: dict[str, tuple[Payload, str]] = {
     "DataTransfer": ({"vendorId": "com.example", "messageId": "hello"}, "DataTransferReceived"),
     "FirmwareStatusNotification": ({"status": "Downloading"}, "FirmwareStatusReported"),
     "DiagnosticsStatusNotification": ({"status": "Uploading"}, "DiagnosticsStatusReported"),
+    "SecurityEventNotification": ({"type": "TamperDetectionActivated", "timestamp": STARTED_AT},
+                                  "SecurityEventReported"),
 }
 
 

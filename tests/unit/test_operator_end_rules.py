@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.chargepoint import ANSWERS, ChargePoint
+from domain.answers import ANSWERS
+from domain.chargepoint import ChargePoint
 from domain.operator_end import ReasonRejected, TransactionNotOpen
 from tests.stories import facts_at, registered, replayed
 

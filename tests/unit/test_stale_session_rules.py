@@ -11,7 +11,8 @@ from typing import Any, Collection
 
 import pytest
 
-from domain.chargepoint import ANSWERS, ChargePoint
+from domain.answers import ANSWERS
+from domain.chargepoint import ChargePoint
 from domain.facts import Facts
 from tests.stories import facts_at, registered, replayed, running
 
