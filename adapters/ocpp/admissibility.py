@@ -37,10 +37,12 @@ def refuse_inadmissible(action: str, payload: Payload, schemas: Schemas, encoded
     larger document), so the NUL search costs no second encoding.
     """
     for path in schemas.date_time_paths(action):
-        for where, text in _values_at(payload, path, ""):
-            problem = _date_time_problem(text)
-            if problem is not None:
-                raise OcppError("PropertyConstraintViolation", f"{where} {text!r} {problem}", {"path": where})
+        if any(_date_time_problem(text) is not None for text in _values(payload, path)):
+            # Rare: only now are the fields named, to say which one.
+            for where, text in _values_at(payload, path, ""):
+                problem = _date_time_problem(text)
+                if problem is not None:
+                    raise OcppError("PropertyConstraintViolation", f"{where} {text!r} {problem}", {"path": where})
     # The common case costs one C call: no escaped NUL in the whole payload.
     if NUL_IN_JSON in (encoded if encoded is not None else orjson.dumps(payload)):
         nul_at = next(_strings_with_nul(payload, ""), None)
@@ -58,6 +60,17 @@ def _date_time_problem(text: Any) -> str | None:
     if not EARLIEST <= moment <= LATEST:
         return f"is outside the date-times the central system can hold ({HOLDABLE})"
     return None
+
+
+def _values(payload: Payload, path: SchemaPath) -> list[Any]:
+    """The values at ``path``, unnamed: the common case, where every one is fine."""
+    values: list[Any] = [payload]
+    for step in path:
+        if step is None:
+            values = [item for value in values if isinstance(value, list) for item in value]
+        else:
+            values = [value[step] for value in values if isinstance(value, dict) and step in value]
+    return values
 
 
 def _values_at(value: Any, path: SchemaPath, where: str) -> Iterator[tuple[str, Any]]:
