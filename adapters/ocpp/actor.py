@@ -292,6 +292,8 @@ class ChargePointActor:
         if isinstance(frame, CallResult):
             try:
                 self._schemas.validate_response(action, frame.payload)
+                # What we record of a reply, every read model must hold, as for a CALL.
+                refuse_inadmissible(f"{action}Response", frame.payload, self._schemas)
             except OcppError as error:
                 frame = CallError(message_id, error.code, f"invalid {action} reply: {error.description}", {})
             else:

@@ -283,6 +283,30 @@ async def test_a_reply_that_breaks_the_schema_is_rejected_and_recorded_as_call_f
     assert type(failed).__name__ == "CallFailed" and failed.error_code == "PropertyConstraintViolation"
 
 
+@pytest.mark.parametrize("reply, path", [
+    ({"configurationKey": [{"key": "Vendor\x00Key", "readonly": True}]}, "configurationKey[0].key"),
+    ({"status": "Accepted", "connectorId": 1, "scheduleStart": "0000-01-01T00:00:00Z"}, "scheduleStart"),
+])
+async def test_a_reply_no_store_can_hold_is_rejected_and_recorded_as_call_failed_without_it(
+    start_actor: StartActor, socket: FakeSocket, store: EventStore, reply: dict[str, Any], path: str
+) -> None:
+    actor = await start_actor()  # given
+    action, request = ("GetConfiguration", {}) if "configurationKey" in reply else (
+        "GetCompositeSchedule", {"connectorId": 1, "duration": 60})
+
+    call = asyncio.ensure_future(actor.call(action, request))  # when the reply holds a NUL or year 0
+    sent = await socket.next_frame()
+    await actor.receive(frame(3, sent[1], reply))
+
+    with pytest.raises(CallRejected) as rejected:  # then it is refused like a CALL with such a value
+        await within_safety(call)
+    assert rejected.value.code == "PropertyConstraintViolation"
+    assert path in rejected.value.description
+    *_, failed = store.history(CP)
+    assert type(failed).__name__ == "CallFailed" and failed.error_code == "PropertyConstraintViolation"
+    assert "\x00" not in repr(failed.__dict__)  # nothing of it is kept
+
+
 async def test_no_reply_in_time_raises_call_timeout_and_the_late_reply_is_not_paired_with_the_next_call(
     start_actor: StartActor, socket: FakeSocket, store: EventStore
 ) -> None:
