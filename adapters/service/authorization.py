@@ -22,12 +22,26 @@ ENDED_AS_STALE = topic("TransactionEndedAsStale")
 class ActiveTransactions:
     """Which id tags are in an accepted, unfinished transaction, on any charge point.
 
-    Fed by committed events, so it never knows more than the store does.
+    Fed by committed events, so it never knows more than the store does; and,
+    as a hold on the group committer, by accepted starts decided but not yet
+    committed, so that one card's starts on two charge points at once are not
+    both judged before either is stored.
     """
 
     def __init__(self) -> None:
         self._tag_of: dict[int, str] = {}
         self._count: dict[str, int] = {}
+        self._deciding: dict[str, int] = {}
+
+    def decided(self, events: Sequence[Any]) -> None:
+        for key in _accepted_start_tags(events):
+            self._deciding[key] = self._deciding.get(key, 0) + 1
+
+    def settled(self, events: Sequence[Any]) -> None:
+        for key in _accepted_start_tags(events):
+            self._deciding[key] -= 1
+            if not self._deciding[key]:
+                del self._deciding[key]
 
     def observe(self, events: Sequence[Any]) -> None:
         for event in events:
@@ -55,7 +69,13 @@ class ActiveTransactions:
     def running(self, id_tag: str, ending: Collection[int] = ()) -> int:
         """How many accepted, unfinished transactions the tag has, not counting those ``ending``."""
         key = tag_key(id_tag)
-        return self._count.get(key, 0) - sum(self._tag_of.get(transaction_id) == key for transaction_id in ending)
+        return (self._count.get(key, 0) + self._deciding.get(key, 0)
+                - sum(self._tag_of.get(transaction_id) == key for transaction_id in ending))
+
+
+def _accepted_start_tags(events: Sequence[Any]) -> list[str]:
+    return [tag_key(event.request["idTag"]) for event in events
+            if getattr(type(event), "TOPIC", None) == STARTED and event.reply["idTagInfo"]["status"] == "Accepted"]
 
 
 class Authorizer:

@@ -94,6 +94,7 @@ async def authorization(app: web.Application) -> AsyncIterator[None]:
     authorizer = app[AUTHORIZER] = Authorizer(id_tags)
     authorizer.active.load(await asyncio.to_thread(billing.accepted_open_transactions, app[READ_MODELS]))
     app[COMMITTER].add_listener(authorizer.active.observe)
+    app[COMMITTER].add_hold(authorizer.active)
     # Another node's change to the id tags reaches us through the read models,
     # which follow every node's events.
     app[READ_MODELS].watch(REGISTRY_ID, id_tags.follow)

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from adapters.store.event_store import SNAPSHOT_INTERVAL, ConflictError, EventStore, NotRegistered
 from domain.chargepoint import ChargePoint
@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 MAX_CONFLICT_RETRIES = 5
 CommitListener = Callable[[Sequence[Any]], None]
+
+
+class Hold(Protocol):
+    """Counts events from the moment they are decided until their commit is settled.
+
+    So that what is decided but not yet durable already counts for the next
+    decision (a card's second start on another charge point, say): ``decided``
+    runs as the events are handed to the writer, ``settled`` when their commit
+    succeeded or failed, in the same step on the event loop as the listeners
+    that see them committed, so nothing is counted twice or not at all.
+    """
+
+    def decided(self, events: Sequence[Any]) -> None: ...
+
+    def settled(self, events: Sequence[Any]) -> None: ...
 T = TypeVar("T")
 Command = Callable[[ChargePoint], T]  # changes an aggregate; its events are then committed
 
@@ -43,6 +58,7 @@ class GroupCommitter:
         self._loop = loop
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._listeners: list[CommitListener] = []
+        self._holds: list[Hold] = []
         self._recorded_listeners: list[Callable[[list[tuple[int, Any]]], None]] = []
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.batches = 0
@@ -59,6 +75,9 @@ class GroupCommitter:
         """Called on the event loop with each committed batch of events."""
         self._listeners.append(listener)
 
+    def add_hold(self, hold: Hold) -> None:
+        self._holds.append(hold)
+
     async def commit(self, events: Sequence[Any], snapshot_of: Any = None) -> None:
         """Returns once the events are durably stored; raises ConflictError on a race."""
         if not events:
@@ -66,6 +85,8 @@ class GroupCommitter:
         if self._stopped:
             raise RuntimeError("the group committer is stopped; nothing more is stored")
         future = self._loop.create_future()
+        for hold in self._holds:
+            hold.decided(events)
         self._queue.put(_Pending(events, snapshot_of, future))
         await future
 
@@ -159,6 +180,9 @@ class GroupCommitter:
                     listener(committed)
                 except Exception:
                     log.exception("a commit listener failed")
+        for hold in self._holds:
+            for item in batch:
+                hold.settled(item.events)
 
 
 class AggregateHandle:

@@ -6,6 +6,8 @@ charge point ids and id tags, so the tests do not see each other.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -211,6 +213,25 @@ async def test_a_tag_in_an_active_transaction_is_concurrent_at_start_on_every_ch
     assert second_start["transactionId"] != started["transactionId"]
     assert stopped["idTagInfo"] == {"status": "Accepted"}
     assert after_stop["idTagInfo"]["status"] == "Accepted"
+
+
+async def test_one_cards_starts_on_several_charge_points_at_once_accept_only_as_many_as_its_limit(
+        server, operator):
+    # Each start is judged while the others may still be on their way to the disk: what is
+    # decided counts from the moment it is decided, not only once it is committed.
+    await operator.save_id_tag("RACE-TAG", "Accepted")
+    ids = [f"CORE-RACE-{n}" for n in range(8)]
+    async with contextlib.AsyncExitStack() as stack:
+        cps = [await stack.enter_async_context(await registered(server, operator, cp_id)) for cp_id in ids]
+        replies = await asyncio.gather(*(cp.call("StartTransaction", start_request("RACE-TAG")) for cp in cps))
+        statuses = sorted(reply["idTagInfo"]["status"] for reply in replies)
+        accepted = next(reply["transactionId"] for reply in replies if reply["idTagInfo"]["status"] == "Accepted")
+        winner = cps[[reply["transactionId"] for reply in replies].index(accepted)]
+        await winner.call("StopTransaction", stop_request(accepted))
+        after = await cps[0].call("StartTransaction", start_request("RACE-TAG", connector_id=2))
+
+    assert statuses == ["Accepted"] + ["ConcurrentTx"] * 7
+    assert after["idTagInfo"]["status"] == "Accepted"  # nothing held once the race is over
 
 
 async def test_a_tag_runs_as_many_transactions_as_its_limit_allows(server, operator):

@@ -158,3 +158,53 @@ async def test_nothing_to_commit_returns_at_once() -> None:
         store.close()
 
     assert store.commits == [] and committer.batches == 0
+
+
+class RecordingHold:
+    """A hold that notes what it is told, and what the commit listeners had seen by then."""
+
+    def __init__(self, listened: list[Any]) -> None:
+        self.listened = listened
+        self.calls: list[tuple[str, list[str], int]] = []
+
+    def decided(self, events: Sequence[Any]) -> None:
+        self.calls.append(("decided", [e.originator_id for e in events], len(self.listened)))
+
+    def settled(self, events: Sequence[Any]) -> None:
+        self.calls.append(("settled", [e.originator_id for e in events], len(self.listened)))
+
+
+async def test_a_hold_counts_events_from_their_decision_until_their_commit_is_settled(
+    store: GatedStore, committer: GroupCommitter
+) -> None:
+    listened: list[Any] = []  # given a listener and a hold on the committer, and a writer held in its commit
+    committer.add_listener(listened.extend)
+    hold = RecordingHold(listened)
+    committer.add_hold(hold)
+    store.hold_next_commit()
+
+    commit = asyncio.ensure_future(committer.commit(new_charge_point(1).collect_events()))  # when
+    assert await asyncio.to_thread(store.entered.wait, GATE_TIMEOUT)
+    decided_while_writing = list(hold.calls)
+    store.gate.set()
+    await commit
+
+    # then decided as handed to the writer, settled only once the listeners saw the events committed
+    assert decided_while_writing == [("decided", ["CP-001"] * 3, 0)]  # registered, connected, heartbeat
+    assert hold.calls[1:] == [("settled", ["CP-001"] * 3, 3)]
+
+
+async def test_a_hold_is_settled_for_a_commit_that_failed_too(store: GatedStore, committer: GroupCommitter) -> None:
+    cp = new_charge_point(1)  # given a copy of a charge point that missed its latest version
+    await committer.commit(cp.collect_events())
+    stale = loaded(store, cp.id)
+    cp.answer_heartbeat("winner", {}, facts_at(NOW))
+    await committer.commit(cp.collect_events())
+    hold = RecordingHold([])
+    committer.add_hold(hold)
+    stale.answer_heartbeat("loser", {}, facts_at(NOW))
+
+    with pytest.raises(ConflictError):  # when its commit loses the race
+        await committer.commit(stale.collect_events())
+
+    assert [call[0] for call in hold.calls] == ["decided", "settled"]  # then nothing stays held
