@@ -364,29 +364,10 @@ def command_schemas() -> dict[str, Any]:
 def ocpp_schema(name: str) -> dict[str, Any]:
     """An OCPP 1.6 JSON schema as an OpenAPI 3.0 schema object."""
     schema: dict[str, Any] = json.loads((OCPP_SCHEMAS / f"{name}.json").read_text(encoding="utf-8"))
-    # Draft-04/06 bookkeeping that OpenAPI 3.0 schema objects do not allow.
-    for keyword in ("$schema", "id", "$id"):
-        schema.pop(keyword, None)
-    definitions = schema.pop("definitions", {})
-    inlined: dict[str, Any] = _inline_definitions(schema, definitions)
-    return inlined
-
-
-def _inline_definitions(value: Any, definitions: dict[str, Any]) -> Any:
-    """Each "#/definitions/X" reference replaced by X itself.
-
-    The Security Whitepaper's schemas refer to their own definitions; inside
-    the OpenAPI document such a reference would point at the document's root,
-    where there is nothing.
-    """
-    if isinstance(value, list):
-        return [_inline_definitions(item, definitions) for item in value]
-    if not isinstance(value, dict):
-        return value
-    reference = value.get("$ref")
-    if isinstance(reference, str) and reference.startswith("#/definitions/"):
-        return _inline_definitions(definitions[reference.removeprefix("#/definitions/")], definitions)
-    return {key: _inline_definitions(inner, definitions) for key, inner in value.items()}
+    # Draft-04 bookkeeping that OpenAPI 3.0 schema objects do not allow.
+    schema.pop("$schema", None)
+    schema.pop("id", None)
+    return schema
 
 
 def _version() -> str:
