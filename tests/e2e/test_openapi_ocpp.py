@@ -76,6 +76,8 @@ def rules(schema: Any, root: dict[str, Any]) -> Any:
     for keyword, value in schema.items():
         if keyword in ANNOTATIONS:
             continue
+        if keyword == "additionalItems" and isinstance(schema.get("items"), dict):
+            continue  # no rule while "items" is one schema for every item (JSON Schema draft 4, 5.3.1.2)
         if keyword == "properties":
             found[keyword] = {name: rules(inner, root) for name, inner in value.items()}
         elif keyword in ("required", "enum"):
