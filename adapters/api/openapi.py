@@ -377,8 +377,14 @@ def _without(node: Any, keys: frozenset[str]) -> Any:
     if isinstance(node, list):
         return [_without(item, keys) for item in node]
     if isinstance(node, dict):
-        return {key: _without(value, keys) for key, value in node.items() if key not in keys}
+        return {key: _properties_without(value, keys) if key == "properties" else _without(value, keys)
+                for key, value in node.items() if key not in keys}
     return node
+
+
+def _properties_without(properties: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    """A "properties" map's names are the payload's fields (ClearChargingProfile's "id"), never keywords."""
+    return {name: _without(schema, keys) for name, schema in properties.items()}
 
 
 def _version() -> str:

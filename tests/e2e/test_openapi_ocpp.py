@@ -36,9 +36,9 @@ SECURITY_OPERATIONS = frozenset({
     "InstallCertificate", "SignedUpdateFirmware",
 })
 # Central-system actions the commands endpoint may not offer yet: each is checked like any other
-# once the document lists it, but its absence is no failure. Make it frozenset() once the
-# security extension's commands are served, and every action of the package is required.
-NOT_YET_REQUIRED = SECURITY_OPERATIONS
+# once the document lists it, but its absence is no failure. None since the security extension's
+# commands are served: every action of the package is required.
+NOT_YET_REQUIRED: frozenset[str] = frozenset()
 # Keywords that only annotate a schema or locate it; every other keyword is a rule and must agree.
 ANNOTATIONS = frozenset({"$schema", "$id", "id", "title", "description", "javaType", "definitions", "$comment"})
 
