@@ -39,6 +39,8 @@ from domain.facts import Facts, Payload
 # Request ids are derived from the charge point and the version of the request's event: unique, and the
 # same on every replay.
 REQUEST_IDS = uuid.UUID("6f1d0d0e-5a43-4b8e-9a58-9b0f1c3e2a71")
+# Certificates sent and not answered (a CALLERROR, a timeout) are forgotten beyond this many: the events keep them.
+UNANSWERED_KEPT = 8
 AUTO, MANUAL = "auto", "manual"
 
 
@@ -144,9 +146,9 @@ class CertificateIssued(ChargePointEvent):
         requests = dict(cp.certificate_requests)
         requests.pop(self.request_id, None)
         cp.certificate_requests = requests
-        cp.certificates_sent = {**cp.certificates_sent, self.certificate_chain: {
+        cp.certificates_sent = _remembered(cp.certificates_sent, self.certificate_chain, {
             "requestId": self.request_id, "serialNumber": self.serial_number, "fingerprint": self.fingerprint,
-            "subject": self.subject, "notBefore": self.not_before, "notAfter": self.not_after}}
+            "subject": self.subject, "notBefore": self.not_before, "notAfter": self.not_after})
 
 
 def record_issued(cp: CertificateHolder, request_id: str, certificate: Certificate, chain: str,
@@ -195,10 +197,10 @@ class CertificateInstallRequested(ChargePointEvent):
     requested_at: datetime
 
     def apply(self, cp: CertificateHolder) -> None:
-        cp.certificates_sent = {**cp.certificates_sent, self.certificate: {
+        cp.certificates_sent = _remembered(cp.certificates_sent, self.certificate, {
             "certificateType": self.certificate_type, "serialNumber": self.serial_number,
             "fingerprint": self.fingerprint, "subject": self.subject, "notBefore": self.not_before,
-            "notAfter": self.not_after, "hashData": self.hash_data}}
+            "notAfter": self.not_after, "hashData": self.hash_data})
 
 
 def record_install_requested(cp: CertificateHolder, request: Payload, certificate: Certificate,
@@ -211,6 +213,13 @@ def record_install_requested(cp: CertificateHolder, request: Payload, certificat
 
 
 # ---- what the charge point's answers mean ----------------------------------------------------
+
+
+def _remembered(sent: dict[str, Payload], pem: str, what: Payload) -> dict[str, Payload]:
+    """What was sent, by its PEM, until answered; the oldest unanswered beyond UNANSWERED_KEPT go."""
+    kept = {key: value for key, value in sent.items() if key != pem}
+    kept[pem] = what
+    return dict(list(kept.items())[-UNANSWERED_KEPT:])
 
 
 def _sent_no_more(cp: CertificateHolder, pem: str) -> None:

@@ -192,3 +192,11 @@ def test_a_refused_install_or_delete_installs_or_deletes_nothing_and_replays_the
         "CertificateInstallRequested", "CallAnswered", "CertificateInstallRefused", "CallAnswered"]
     assert cp.installed_certificates == {} and cp.certificates_sent == {}
     assert vars(replayed(all_events)) == vars(cp)
+
+
+def test_certificates_never_answered_are_not_kept_forever():
+    cp = registered("CP-1")
+    for number in range(20):
+        record_install_requested(cp, {"certificateType": "CentralSystemRootCertificate",
+                                      "certificate": f"PEM-{number}"}, ROOT, NOW)
+    assert list(cp.certificates_sent) == [f"PEM-{number}" for number in range(12, 20)]
