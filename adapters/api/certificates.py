@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +33,10 @@ async def list_requests(request: web.Request) -> web.Response:
 
 async def _request(request: web.Request) -> dict[str, Any]:
     request_id = request.match_info["requestId"]
+    try:
+        uuid.UUID(request_id)  # request ids are UUIDs (domain/certificates.py); nothing else is looked up
+    except ValueError:
+        raise ApiError(404, f"unknown certificate request {request_id}") from None
     read_models = await fresh_read_models(request)
     found = await asyncio.to_thread(find_request, read_models, request_id)
     if found is None:
