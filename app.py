@@ -16,6 +16,7 @@ from aiohttp import web
 from adapters.api import MIDDLEWARES, add_api
 from adapters.api.views import charge_point_view, event_view
 from adapters.ocpp.endpoint import add_endpoint
+from adapters.security import ca
 from adapters.service.settings import PublicUrlError, Settings, public_url, utc_now
 from adapters.service.startup import add_central_system
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
@@ -81,6 +82,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--public-url", default=os.environ.get("CSMS_PUBLIC_URL"), metavar="URL",
                        help="where charge points reach this server, e.g. https://csms.example.com "
                             "(firmware download URLs; default: the listening address)")
+    serve.add_argument("--cpo-name", metavar="NAME",
+                       help="the O charge point certificates must carry (and that CSRs must ask for)")
+    serve.add_argument("--ca-cert", metavar="FILE",
+                       help="an existing (sub-)CA certificate (with its issuers after it) to sign charge point "
+                            "certificates with (default: the built-in one under --data-dir, if made)")
+    serve.add_argument("--ca-key", metavar="FILE", help="the private key of --ca-cert")
+    serve.add_argument("--csr-approval", choices=("auto", "manual"), default="auto",
+                       help="sign accepted CSRs at once, or when an operator approves (default %(default)s)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
 
     store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
@@ -94,6 +103,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     verify = audit_commands.add_parser("verify", help="recompute the chain; report the first break")
     verify.add_argument("--chargepoint", help="only this charge point's events")
     verify.add_argument("--store", **store_option)
+
+    authority = commands.add_parser("ca", help="the built-in certificate authority for charge point certificates")
+    authority_commands = authority.add_subparsers(dest="ca_command", required=True)
+    init = authority_commands.add_parser("init", help="make the CA key and certificate under DATA_DIR/ca")
+    init.add_argument("--cpo-name", metavar="NAME", help="the CA's O (and CN prefix)")
+    init.add_argument("--data-dir", default=os.environ.get("CSMS_DATA_DIR", "csms-files"),
+                      help="as for serve (default %(default)s)")
 
     projections = commands.add_parser("projections", help="read-model maintenance")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)
@@ -113,6 +129,11 @@ def serve(args: argparse.Namespace) -> int:
     except PublicUrlError as failure:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
+    try:
+        ca_cert, ca_key = certificate_authority_files(args)
+    except ca.CaError as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
     settings = Settings(
         heartbeat_interval=args.heartbeat_interval,
         call_timeout=args.call_timeout,
@@ -122,6 +143,10 @@ def serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         max_file_size=args.max_file_size,
         public_url=base_url,
+        cpo_name=args.cpo_name,
+        ca_cert=ca_cert,
+        ca_key=ca_key,
+        csr_approval=args.csr_approval,
     )
     try:
         import uvloop
@@ -140,6 +165,29 @@ def serve(args: argparse.Namespace) -> int:
                 loop=uvloop.new_event_loop() if uvloop else None, access_log=None,
                 # A boot storm of thousands of charge points overflows the default 128.
                 backlog=4096, shutdown_timeout=10)
+    return 0
+
+
+def certificate_authority_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """--ca-cert/--ca-key, else the built-in CA when `csms ca init` made one; checked to load (CaError)."""
+    if (args.ca_cert is None) != (args.ca_key is None):
+        raise ca.CaError("--ca-cert and --ca-key go together")
+    if args.ca_cert is None:
+        cert_path, key_path = ca.built_in_paths(args.data_dir)
+        if not cert_path.exists():
+            return None, None
+        args.ca_cert, args.ca_key = str(cert_path), str(key_path)
+    ca.CertificateAuthority(args.ca_cert, args.ca_key)
+    return args.ca_cert, args.ca_key
+
+
+def init_certificate_authority(args: argparse.Namespace) -> int:
+    try:
+        cert_path, key_path = ca.init(args.data_dir, args.cpo_name, utc_now())
+    except (ca.CaError, OSError) as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
+    print(f"CA certificate: {cert_path}\nCA key (mode 0600): {key_path}")
     return 0
 
 
@@ -208,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return audit_verify(args)
     if args.command == "projections":
         return rebuild_projections(args)
+    if args.command == "ca":
+        return init_certificate_authority(args)
     return 2
 
 

@@ -18,6 +18,7 @@ from typing import Sequence
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, event
 
 from domain import call_outcomes, chargepoint_events, charging, replies, reservation_book, state_shapes, transactions
+from domain import certificates as certificate_outcomes
 from domain.call_checks import BEFORE_SENDING  # re-exported: what prepare_call checks before sending
 from domain.call_outcomes import Outcome
 from domain.chargepoint_events import ChargePointEvent, topic
@@ -77,6 +78,10 @@ class ChargePoint(BaseAggregate[str]):
         self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
         # The security extension (domain/security_events.py, ...), applied by its event classes' apply().
         self.last_critical_security_event: Payload | None = None
+        self.installed_certificates: dict[str, list[Payload]] = {}  # by certificateType: CertificateHashData
+        self.charge_point_certificate: Payload | None = None  # the latest one we signed that it accepted
+        self.certificate_requests: dict[str, Payload] = {}  # CSRs waiting to be signed, by request id
+        self.certificates_sent: dict[str, Payload] = {}  # by the PEM sent: what it is, until answered
 
     # Snapshots of older versions, read as today's (state_shapes.py).
     upcast_v1_v2 = staticmethod(state_shapes.snapshot_v1_to_v2)
@@ -294,6 +299,7 @@ class ChargePoint(BaseAggregate[str]):
         """The charge point answered: the exchange, then what the answer means (domain/call_outcomes.py)."""
         self._call_answered(message_id, action, request, reply, received_at)
         call_outcomes.record(self, call_outcomes.of_answer(action, request, reply, received_at))
+        certificate_outcomes.record_answer(self, action, request, reply, received_at)
 
     def record_call_error(self, message_id: str, action: str, request: Payload, error_code: str,
                           error_description: str, error_details: Payload, received_at: datetime) -> None:

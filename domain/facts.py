@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Collection, Mapping
 
+from domain.certificate_facts import CertificateSigning
+
 Payload = dict[str, Any]
 VendorHandler = Callable[[str, Payload], Payload]  # (charge point id, DataTransfer request) -> reply
 
@@ -29,6 +31,8 @@ class Facts:
     # any charge point, as its maxConcurrentTransactions allows, not counting the transactions (by id)
     # the same answer ends (stale_sessions.py). Unset: the tag's own (id_tag_info).
     start_id_tag_info: Callable[[str, Collection[int]], Payload] | None = None
+    # How a SignCertificate's CSR is read and the signing policy; unset: no certificate authority at all.
+    certificate_signing: CertificateSigning | None = None
 
     def id_tag_info_at_start(self, id_tag: str, ending: Collection[int] = ()) -> Payload:
         if self.start_id_tag_info is None:

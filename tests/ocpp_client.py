@@ -40,6 +40,7 @@ class ChargePointClient:
         self.incoming_calls: asyncio.Queue[list[Any]] = asyncio.Queue()
         self.unmatched: asyncio.Queue[list[Any]] = asyncio.Queue()
         self.closed = asyncio.Event()
+        self.received: list[list[Any]] = []  # every frame, in the order it arrived
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ChargePointClient:
@@ -70,6 +71,7 @@ class ChargePointClient:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
                 frame = json.loads(message.data)
+                self.received.append(frame)
                 if frame[0] == 2:
                     await self.incoming_calls.put(frame)
                 elif frame[1] in self._answers and not self._answers[frame[1]].done():

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from adapters.api import (
     analytics,
+    certificates,
     chargepoints,
     commands,
     diagnostics,
@@ -44,6 +45,7 @@ ROUTES: list[Route] = [
     *local_list.ROUTES,
     *firmware.ROUTES,
     *diagnostics.ROUTES,
+    *certificates.ROUTES,
 ]
 MIDDLEWARES = (errors_as_json, bearer_token)
 

@@ -117,7 +117,7 @@ API_SCHEMAS: dict[str, Any] = {
             "id", "description", "registered", "autoRegistered", "hasPassword", "online", "lastSeen",
             "vendor", "model", "serialNumber", "firmwareVersion", "bootInfo", "firmwareStatus",
             "diagnosticsStatus", "localListVersion", "connectors", "openTransactions", "configuration",
-            "commandOutcomes", "pendingCommands", "version",
+            "commandOutcomes", "pendingCommands", "version", "installedCertificates", "chargePointCertificate",
         ],
         "properties": {
             "id": {"type": "string"},
@@ -157,6 +157,10 @@ API_SCHEMAS: dict[str, Any] = {
                 "description": "operator commands sent and unanswered, or queued behind one",
             },
             "version": {"type": "integer", "description": "the version of the charge point's history"},
+            "installedCertificates": {"type": "object", "description": "by certificateType, the CertificateHashData "
+                                      "it reported or accepted", "additionalProperties": {"type": "array"}},
+            "chargePointCertificate": {"type": "object", "nullable": True, "description": "the latest certificate "
+                                       "this CSMS signed that it accepted: serialNumber, fingerprint, subject, ..."},
         },
     },
     "ChargePointList": {

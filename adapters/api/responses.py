@@ -12,11 +12,13 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from adapters.service.certificate_signing import NoCertificateAuthority
 from adapters.service.commands import CommandRefused
 from adapters.service.local_list_sync import ListTooLong
 from adapters.service.sessions import CallRejected, CallTimeout, NotConnected
 from adapters.service.transaction_end import UnknownTransaction
 from adapters.store import NotRegistered
+from domain.certificates import RequestNotPending
 from domain.operator_end import ReasonRejected, TransactionNotOpen
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ STATUS_OF: dict[type[Exception], int] = {
     CommandRefused: 422,
     CallRejected: 502,
     CallTimeout: 504,
+    RequestNotPending: 409,
+    NoCertificateAuthority: 409,
 }
 
 

@@ -41,6 +41,8 @@ def charge_point_view(cp: ChargePoint, pending_commands: int = 0) -> dict[str, A
         "commandOutcomes": command_outcomes(cp),
         "pendingCommands": pending_commands,
         "version": cp.version,
+        "installedCertificates": cp.installed_certificates,
+        "chargePointCertificate": cp.charge_point_certificate,
     }
 
 

@@ -12,15 +12,19 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from adapters.security.x509_reading import Unreadable, read_certificate
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.passwords import PendingKeys, hash_password
 from adapters.service.sessions import NotConnected, Sessions
 from adapters.service.settings import Clock
 from adapters.store import SideTables
+from domain.certificates import record_install_requested
 from domain.chargepoint import BEFORE_SENDING
 from domain.redaction import sets_password
 
 RESERVATION_ID_SEQUENCE = "reservation_id"
+# The calls that carry certificates, and the field: it must read as PEM X.509 before anything is sent.
+CERTIFICATE_FIELDS = {"InstallCertificate": "certificate", "CertificateSigned": "certificateChain"}
 
 
 class CommandRefused(Exception):
@@ -60,9 +64,17 @@ class Commands:
                 del self._in_progress[charge_point_id]
 
     async def _send(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        certificate_field = CERTIFICATE_FIELDS.get(action)
+        try:
+            certificate = read_certificate(payload[certificate_field]) if certificate_field else None
+        except Unreadable as failure:
+            raise CommandRefused(action, f"{certificate_field}: {failure}") from None
         session = self._sessions.live(charge_point_id)
         if session is None:
             raise NotConnected(f"{charge_point_id} is not connected")
+        if action == "InstallCertificate" and certificate is not None:
+            # What is installed is history once answered: what the certificate is, read before it goes.
+            await session.change(lambda cp: record_install_requested(cp, payload, certificate, self._now()))
         if action in BEFORE_SENDING:
             # In the session's order, so the check sees the state the call will meet.
             reason = await session.change(lambda cp: cp.prepare_call(action, payload, self._now()))

@@ -26,6 +26,12 @@ class Settings:
     max_file_size: int = 64 * 1024 * 1024
     # Where charge points reach this server (firmware download URLs); never the request's Host header.
     public_url: str = "http://localhost:9000"
+    # Certificates (Security Whitepaper): the CPO name charge point certificates carry as O, and the CA
+    # that signs them (the built-in one under data_dir/ca, or --ca-cert/--ca-key); none: CSRs are Rejected.
+    cpo_name: str | None = None
+    ca_cert: str | None = None
+    ca_key: str | None = None
+    csr_approval: str = "auto"  # or "manual": an operator approves each CSR (/api/certificate-requests)
 
 
 class PublicUrlError(ValueError):

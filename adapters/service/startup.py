@@ -14,7 +14,10 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from adapters.security.ca import CertificateAuthority
+from adapters.security.csr import read_csr
 from adapters.service.authorization import Authorizer
+from adapters.service.certificate_signing import CertificateSigner
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.commands import Commands
 from adapters.service.connections import Connections
@@ -28,6 +31,7 @@ from adapters.service.shared_aggregate import SharedAggregate
 from adapters.service.transaction_ids import TransactionIds
 from adapters.service.upload_tokens import UploadTokens
 from adapters.store import EventStore, FileStore, GroupCommitter
+from domain.certificate_facts import CertificateSigning
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.tariffs import TARIFF_BOOK_ID, TariffBook
 from projections import billing, reservations, status
@@ -51,6 +55,7 @@ LOCAL_LIST_SYNC = web.AppKey("local_list_sync", LocalListSync)
 RESERVATION_TIMER = web.AppKey("reservation_timer", ReservationTimer)
 FILES = web.AppKey("files", FileStore)
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
+CERTIFICATE_SIGNER = web.AppKey("certificate_signer", CertificateSigner)
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
@@ -127,9 +132,17 @@ async def charge_points(app: web.Application) -> AsyncIterator[None]:
     commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock)
     app[LOCAL_LIST_SYNC] = LocalListSync(known, commands, app[AUTHORIZER])
     app[UPLOAD_TOKENS] = UploadTokens(app[STORE].side, settings.public_url, clock)
-    app[FACTS] = FactSource(clock, settings.heartbeat_interval, app[AUTHORIZER], app[TRANSACTION_IDS])
+    authority = None
+    if settings.ca_cert and settings.ca_key:
+        authority = CertificateAuthority(settings.ca_cert, settings.ca_key)
+    signer = app[CERTIFICATE_SIGNER] = CertificateSigner(known, sessions, commands, authority, clock)
+    app[COMMITTER].add_listener(signer.observe)
+    signing = CertificateSigning(read_csr=read_csr, can_sign=authority is not None, cpo_name=settings.cpo_name,
+                                 manual_approval=settings.csr_approval == "manual")
+    app[FACTS] = FactSource(clock, settings.heartbeat_interval, app[AUTHORIZER], app[TRANSACTION_IDS], signing)
     await connections.mark_offline([charge_point_id for charge_point_id, online in listed.items() if online])
     yield
+    signer.stop()
     await connections.disconnect_all("central system stopping")
     connections.close()
 

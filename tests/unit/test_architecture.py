@@ -22,10 +22,12 @@ MAX_LINES = 400
 ALLOWED = {
     "domain": ("domain",),
     "adapters.store": ("domain", "adapters.store"),
+    "adapters.security": ("domain", "adapters.security"),  # X.509 with `cryptography`: read, sign, CA files
     "projections": ("domain", "projections", "=adapters.store"),
-    "adapters.service": ("domain", "projections", "adapters.service", "=adapters.store"),
+    "adapters.service": ("domain", "projections", "adapters.service", "adapters.security", "=adapters.store"),
     "adapters.ocpp": ("domain", "adapters.ocpp", "adapters.service", "=adapters.store"),
-    "adapters.api": ("domain", "projections", "adapters.api", "adapters.ocpp", "adapters.service", "adapters.store"),
+    "adapters.api": ("domain", "projections", "adapters.api", "adapters.ocpp", "adapters.service", "adapters.store",
+                     "adapters.security"),
 }
 # Outside libraries the pure domain may not use.
 IMPURE = ("asyncio", "aiohttp", "psycopg", "sqlite3", "socket", "threading")

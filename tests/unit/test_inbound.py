@@ -120,6 +120,7 @@ EXAMPLES: dict[str, tuple[Payload, str]] = {
     "DiagnosticsStatusNotification": ({"status": "Uploading"}, "DiagnosticsStatusReported"),
     "SecurityEventNotification": ({"type": "TamperDetectionActivated", "timestamp": STARTED_AT},
                                   "SecurityEventReported"),
+    "SignCertificate": ({"csr": "-----BEGIN CERTIFICATE REQUEST-----"}, "CertificateSigningRequested"),
 }
 
 
