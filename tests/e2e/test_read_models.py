@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote
@@ -519,3 +519,82 @@ async def test_an_id_tag_saved_on_one_node_authorizes_on_another(store_url, serv
                 break
             await asyncio.sleep(0.1)
     assert answer["idTagInfo"]["status"] == "Accepted"
+
+
+# ---- several nodes on one PostgreSQL database --------------------------------------------------
+
+PROPAGATION_DEADLINE = 15.0  # README: changes reach the other nodes "within about a second"
+
+
+async def on_the_other_node(probe: Any) -> Any:
+    """Probes another node until what it answers holds, failing after PROPAGATION_DEADLINE seconds."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + PROPAGATION_DEADLINE
+    while not (found := await probe()):
+        assert loop.time() < give_up, "the change never reached the other node"
+        await asyncio.sleep(0.1)
+    return found
+
+
+def at(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def test_a_tariff_set_on_one_node_prices_the_sessions_of_another(postgres_store, server_factory):
+    node_a = server_factory.start(postgres_store)
+    node_b = server_factory.start(postgres_store)  # running before the tariff exists
+    async with Operator(node_a.http) as on_a, Operator(node_b.http) as on_b:
+        await on_a.save_id_tag("NODE-TARIFF-TAG", "Accepted")
+        await on_a.register("RM-NODE-TARIFF")
+        tariff = {"pricePerKwh": "0.40", "pricePerMinute": "0.00", "sessionFee": "1.00", "currency": "EUR"}
+        set_on_a = await on_a.put("/api/tariffs/default", tariff)
+        in_force_on_a = dict(tariff, effectiveFrom=set_on_a["effectiveFrom"])
+
+        async def b_knows_it() -> bool:
+            return (await on_b.get("/api/tariffs"))["tariffs"].get("default") == in_force_on_a
+
+        await on_the_other_node(b_knows_it)
+        start = instant(set_on_a["effectiveFrom"]) + timedelta(minutes=1)
+        async with ChargePointClient(ws_base(node_b), "RM-NODE-TARIFF") as cp:
+            started = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "NODE-TARIFF-TAG",
+                                                         "meterStart": 1000, "timestamp": at(start)})
+            await cp.call("StopTransaction", {"transactionId": started["transactionId"], "meterStop": 13345,
+                                              "timestamp": at(start + timedelta(minutes=30))})
+        bill = await on_b.get(f"/api/transactions/{started['transactionId']}")
+        # And back: a charge point's own tariff set on B is what A serves.
+        own = {"pricePerKwh": "0.10", "pricePerMinute": "0.00", "sessionFee": "0.00", "currency": "EUR"}
+        set_on_b = await on_b.put("/api/chargepoints/RM-NODE-TARIFF/tariff", own)
+
+        async def a_knows_both() -> Any:
+            tariffs = (await on_a.get("/api/tariffs"))["tariffs"]
+            return tariffs if "RM-NODE-TARIFF" in tariffs else None
+
+        on_a_later = await on_the_other_node(a_knows_both)
+
+    assert (bill["energyWh"], bill["currency"]) == (12345, "EUR")
+    assert bill["cost"] == "5.94"  # 1.00 + 12.345 kWh x 0.40, to the cent
+    assert on_a_later == {"default": in_force_on_a,
+                          "RM-NODE-TARIFF": dict(own, effectiveFrom=set_on_b["effectiveFrom"])}
+
+
+async def test_an_id_tag_blocked_on_one_node_is_blocked_on_another(postgres_store, server_factory):
+    node_a = server_factory.start(postgres_store)
+    node_b = server_factory.start(postgres_store)
+    async with Operator(node_a.http) as on_a:
+        await on_a.register("RM-NODE-BLOCK")
+        await on_a.save_id_tag("NODE-BLOCK-TAG", "Accepted")
+        async with ChargePointClient(ws_base(node_b), "RM-NODE-BLOCK") as cp:
+
+            def authorized_as(status: str) -> Any:
+                async def probe() -> bool:
+                    answer = await cp.call("Authorize", {"idTag": "node-block-tag"})
+                    return bool(answer["idTagInfo"]["status"] == status)
+                return probe
+
+            await on_the_other_node(authorized_as("Accepted"))  # B knows the tag
+            await on_a.save_id_tag("NODE-BLOCK-TAG", "Blocked")
+            await on_the_other_node(authorized_as("Blocked"))
+            started = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "NODE-BLOCK-TAG",
+                                                         "meterStart": 0, "timestamp": at(datetime.now(UTC))})
+
+    assert started["idTagInfo"]["status"] == "Blocked"
