@@ -546,6 +546,7 @@ async def test_a_tariff_set_on_one_node_prices_the_sessions_of_another(postgres_
     async with Operator(node_a.http) as on_a, Operator(node_b.http) as on_b:
         await on_a.save_id_tag("NODE-TARIFF-TAG", "Accepted")
         await on_a.register("RM-NODE-TARIFF")
+        await on_a.register("RM-NODE-ELSEWHERE")  # B never hears of it but through the store
         tariff = {"pricePerKwh": "0.40", "pricePerMinute": "0.00", "sessionFee": "1.00", "currency": "EUR"}
         set_on_a = await on_a.put("/api/tariffs/default", tariff)
         in_force_on_a = dict(tariff, effectiveFrom=set_on_a["effectiveFrom"])
@@ -561,6 +562,7 @@ async def test_a_tariff_set_on_one_node_prices_the_sessions_of_another(postgres_
             await cp.call("StopTransaction", {"transactionId": started["transactionId"], "meterStop": 13345,
                                               "timestamp": at(start + timedelta(minutes=30))})
         bill = await on_b.get(f"/api/transactions/{started['transactionId']}")
+        rollout_on_b = await on_b.get("/api/firmware/rollout")  # lists A's registration too
         # And back: a charge point's own tariff set on B is what A serves.
         own = {"pricePerKwh": "0.10", "pricePerMinute": "0.00", "sessionFee": "0.00", "currency": "EUR"}
         set_on_b = await on_b.put("/api/chargepoints/RM-NODE-TARIFF/tariff", own)
@@ -573,6 +575,7 @@ async def test_a_tariff_set_on_one_node_prices_the_sessions_of_another(postgres_
 
     assert (bill["energyWh"], bill["currency"]) == (12345, "EUR")
     assert bill["cost"] == "5.94"  # 1.00 + 12.345 kWh x 0.40, to the cent
+    assert [row["chargePointId"] for row in rollout_on_b["chargePoints"]] == ["RM-NODE-ELSEWHERE", "RM-NODE-TARIFF"]
     assert on_a_later == {"default": in_force_on_a,
                           "RM-NODE-TARIFF": dict(own, effectiveFrom=set_on_b["effectiveFrom"])}
 
