@@ -50,7 +50,7 @@ async def send_command(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in CENTRAL_SYSTEM_ACTIONS:
         raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
-    registered_id(request, charge_point_id)
+    await registered_id(request, charge_point_id)
     payload = await read_json_object(request)
     reply = await send_checked(request, charge_point_id, action, payload)
     # A secret a charge point reports (it should not) is not passed on either.

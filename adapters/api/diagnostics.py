@@ -17,7 +17,7 @@ from adapters.service.startup import CHARGE_POINTS, CLOCK, CONNECTIONS, FILES, U
 
 
 async def upload_diagnostics(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     refused = await _refusal(request, charge_point_id)
     if refused is not None:
         return refused
@@ -85,7 +85,7 @@ async def post_diagnostics_form(request: web.Request) -> web.Response:
 
 
 async def list_diagnostics(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     files = request.app[FILES]
     listing = await asyncio.to_thread(files.listing, files.diagnostics_dir(charge_point_id))
     return json_response(
@@ -100,7 +100,7 @@ async def list_diagnostics(request: web.Request) -> web.Response:
 
 
 async def download_diagnostics(request: web.Request) -> web.StreamResponse:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     files = request.app[FILES]
     path = files.find(files.diagnostics_dir(charge_point_id), request.match_info["fileName"])
     if path is None:

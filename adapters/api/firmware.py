@@ -6,12 +6,14 @@ import asyncio
 
 from aiohttp import web
 
+from adapters.api.freshness import fresh_read_models
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
 from adapters.api.uploads import checked_name, file_view, store_upload
 from adapters.service.firmware_rollout import rollout
 from adapters.service.startup import CHARGE_POINTS, FILES, SETTINGS
 from adapters.store import StoredFile
+from projections import status
 
 
 def _download_url(request: web.Request, stored: StoredFile) -> str:
@@ -50,7 +52,11 @@ async def download_firmware(request: web.Request) -> web.StreamResponse:
 
 
 async def firmware_rollout(request: web.Request) -> web.Response:
-    return json_response(await rollout(request.app[CHARGE_POINTS]))
+    # Every node's charge points: the status read model lists them all, while this node's
+    # memory knows only those registered here or before it started.
+    read_models = await fresh_read_models(request)
+    registered = await asyncio.to_thread(status.charge_points_online, read_models)
+    return json_response(await rollout(request.app[CHARGE_POINTS], sorted(registered)))
 
 
 ROUTES = [

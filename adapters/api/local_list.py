@@ -27,7 +27,7 @@ async def get_local_list(request: web.Request) -> web.Response:
 
 
 async def sync_local_list(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     body = await read_json_object(request)
     if body.get("updateType") not in (None, FULL, DIFFERENTIAL):
         raise ApiError(422, "updateType must be Full or Differential")

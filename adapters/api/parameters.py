@@ -34,11 +34,13 @@ def charge_point_id_of(request: web.Request) -> str:
     return charge_point_id
 
 
-def registered_id(request: web.Request, charge_point_id: str | None = None) -> str:
-    """The charge point of the path (or ``charge_point_id``); 404 unless it is registered."""
+async def registered_id(request: web.Request, charge_point_id: str | None = None) -> str:
+    """The charge point of the path (or ``charge_point_id``); 404 unless it is registered
+    (on any node: one registered on another node since this one started is asked of the store)."""
     if charge_point_id is None:
         charge_point_id = charge_point_id_of(request)
-    if charge_point_id not in request.app[CHARGE_POINTS].registered:
+    # An id no charge point can have (a NUL, say, from a query) is not asked of the store.
+    if not is_charge_point_id(charge_point_id) or not await request.app[CHARGE_POINTS].exists(charge_point_id):
         raise ApiError(404, f"unknown charge point {charge_point_id}")
     return charge_point_id
 

@@ -23,14 +23,14 @@ async def list_reservations(request: web.Request) -> web.Response:
         raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
     charge_point_id = request.query.get("chargePointId")
     if charge_point_id is not None:
-        registered_id(request, charge_point_id)
+        await registered_id(request, charge_point_id)
     read_models = await fresh_read_models(request)
     found = await asyncio.to_thread(find_reservations, read_models, charge_point_id, status)
     return json_response({"reservations": found})
 
 
 async def make_reservation(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     body = await read_json_object(request)
     payload: dict[str, Any] = {"reservationId": 0, **body}
     validate_command(request, "ReserveNow", payload)  # before an id is spent on it
@@ -42,7 +42,7 @@ async def make_reservation(request: web.Request) -> web.Response:
 
 
 async def cancel_reservation(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     reservation_id = path_int(request, "reservationId")
     reply = await send_checked(request, charge_point_id, "CancelReservation", {"reservationId": reservation_id})
     return json_response(

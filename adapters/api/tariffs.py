@@ -21,7 +21,7 @@ async def put_default_tariff(request: web.Request) -> web.Response:
 
 
 async def put_charge_point_tariff(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     if charge_point_id == DEFAULT_SCOPE:
         # Its own scope is the default tariff's: setting it would reprice every charge point.
         raise ApiError(409, f"a charge point named {DEFAULT_SCOPE!r} is billed with the default tariff;"

@@ -56,7 +56,10 @@ class ChargePoints:
     async def exists(self, charge_point_id: str) -> bool:
         if charge_point_id in self.registered:
             return True
-        return await asyncio.to_thread(self._store.load_charge_point, charge_point_id) is not None
+        found = await asyncio.to_thread(self._store.load_charge_point, charge_point_id) is not None
+        if found:
+            self.registered.add(charge_point_id)  # registered by another node: known from now on
+        return found
 
     async def change(self, charge_point_id: str, command: Command[T]) -> T:
         """Runs a command on a charge point, through its session if it is connected."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from adapters.service.chargepoints import ChargePoints
 
 
-async def rollout(charge_points: ChargePoints) -> dict[str, Any]:
-    """Every registered charge point's firmware and update state, and how many are in each state."""
+async def rollout(charge_points: ChargePoints, charge_point_ids: Iterable[str]) -> dict[str, Any]:
+    """These charge points' firmware and update state, and how many are in each state."""
     rows: list[dict[str, Any]] = []
-    for charge_point_id in charge_points:
+    for charge_point_id in charge_point_ids:
         cp = await charge_points.read(charge_point_id)
         update = cp.firmware_update
         rows.append(

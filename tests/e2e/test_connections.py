@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import time
 from typing import Any, AsyncIterator
 
 import aiohttp
 import pytest
 
 from tests.ocpp_client import ChargePointClient, Operator, event_field, shared_server, ws_base
+from tests.raw_websocket import Queues, RawWebSocket, text_frame
 
 server = shared_server()
 
@@ -214,3 +217,84 @@ async def test_a_flood_of_wrong_passwords_makes_that_charge_point_wait_and_spare
 
     assert guesses == [401] * 10
     assert status == 401 and retry_after is not None and 1 <= int(retry_after) <= 60
+
+
+# ---- back-pressure: a charge point that sends faster than it is answered -----------------------------
+
+MAILBOX_FRAMES = 64  # README OCPP-J behaviour: "Each charge point's mailbox holds up to 64 frames"
+# What aiohttp 3.14 holds in memory besides the mailbox, by its own limits (aiohttp/_websocket,
+# DEFAULT_CHUNK_SIZE = 256 KiB): it stops reading the socket once 512 KiB of messages wait to be
+# handed over, keeping at most one read (256 KiB) unparsed; and a WebSocket writer waits for the
+# socket only after 256 KiB of frames, on top of the transport's 64 KiB high-water mark.
+READER_BYTES = 2 * 2**18 + 2**18
+WRITER_BYTES = 2**18 + 2**16
+MOST_FRAMES = 200_000  # a flood the server read to the end was held in its memory: the test fails
+STALL_DEADLINE = 60.0
+
+
+def flood_frame(number: int) -> bytes:
+    """A CALL of an unknown action: answered (NotImplemented, ~300 bytes) without touching the store,
+    so nothing but the unread replies can slow the server down. Every frame has the same size."""
+    return text_frame(json.dumps([2, f"flood-{number:07d}", "Flood" + "X" * 240, {"pad": "x" * 700}]))
+
+
+def written_until_the_server_stops_reading(ws: RawWebSocket) -> tuple[int, bytes, Queues]:
+    """Writes frames without reading any reply until TCP stops taking them: the socket is not writable
+    and neither end's queues move. Returns (bytes written, the frames made, the queues then)."""
+    frames, written, last = bytearray(), 0, None
+    give_up = time.monotonic() + STALL_DEADLINE
+    while time.monotonic() < give_up:
+        if written == len(frames):
+            made = len(frames) // len(flood_frame(0))
+            assert made < MOST_FRAMES, f"the server read all {made} frames without answering: none pushed back"
+            frames += b"".join(flood_frame(number) for number in range(made, made + 1000))
+        sent = ws.send_some(memoryview(frames)[written:])
+        written += sent
+        if sent == 0 and not ws.writable(timeout=0.5):
+            queues = ws.queues()
+            if queues == last:
+                return written, bytes(frames), queues
+            last = queues
+    raise AssertionError(f"the flood never came to rest within {STALL_DEADLINE} s")
+
+
+async def test_a_charge_point_that_sends_faster_than_it_is_answered_is_slowed_down_by_tcp(server, operator):
+    await operator.register("CONN-FLOOD")
+    # A small receive window: the replies it does not read back up quickly.
+    ws = RawWebSocket(server.port, "/ocpp/CONN-FLOOD", receive_buffer=4096)
+    try:
+        frame_size = len(flood_frame(0))
+        written_at_stall, frames, stalled = written_until_the_server_stops_reading(ws)
+        # Now it reads, and finishes the frame it was writing when TCP pushed back.
+        sent = -(-written_at_stall // frame_size)  # frames begun
+        written, replies = written_at_stall, []
+        give_up = time.monotonic() + STALL_DEADLINE
+        while len(replies) < sent:
+            assert time.monotonic() < give_up, f"{len(replies)} of {sent} frames answered"
+            written += ws.send_some(memoryview(frames)[written:sent * frame_size])
+            replies += ws.read_frames(timeout=1.0)
+        ws.send_some(memoryview(text_frame(json.dumps([2, "after-flood", "Heartbeat", {}]))))
+        after: list[str] = []
+        while not after:
+            assert time.monotonic() < give_up, "the Heartbeat after the flood was not answered"
+            after = ws.read_frames(timeout=1.0)
+    finally:
+        ws.close()
+
+    # While it did not read, the server stopped reading: bytes waited in both kernels.
+    assert stalled.client_unsent > 0 and stalled.server_unread > 0, stalled
+    # Frames the server had read, less those whose replies were in the kernels by then, are all it
+    # held in memory: the mailbox and aiohttp's own buffers, however long the flood.
+    reply_size = len(replies[0].encode()) + 4  # a server frame of 126 to 65535 bytes has a 4-byte header
+    read_by_server = (written_at_stall - stalled.client_unsent - stalled.server_unread) / frame_size
+    held = read_by_server - (stalled.server_unsent + stalled.client_unread) / reply_size
+    # The mailbox, the frame being answered and the one waiting for room, then aiohttp's buffers.
+    bound = MAILBOX_FRAMES + 2 + (READER_BYTES / frame_size + 1) + (WRITER_BYTES / reply_size + 1)
+    assert held <= bound, (f"the server held {held:.0f} frames ({read_by_server:.0f} read of "
+                           f"{written_at_stall / frame_size:.0f} sent), more than the {bound:.0f} its buffers allow")
+    # Every frame was answered, in order, and the connection lives on.
+    assert {len(reply.encode()) + 4 for reply in replies} == {reply_size}
+    assert [json.loads(reply)[1:3] for reply in replies] == [
+        [f"flood-{number:07d}", "NotImplemented"] for number in range(sent)
+    ]
+    assert [json.loads(reply)[:2] for reply in after] == [[3, "after-flood"]]

@@ -12,16 +12,25 @@ import json
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote
 
 import pytest
 
 from projections.runner import TABLES
 from tests.conftest import ROOT
-from tests.ocpp_client import ChargePointClient, Operator, instant, read_model_rows, shared_server, ws_base
+from tests.ocpp_client import (
+    ChargePointClient,
+    Operator,
+    fresh_store,
+    instant,
+    read_model_rows,
+    shared_server,
+    ws_base,
+)
 
 server = shared_server()
 
@@ -262,6 +271,62 @@ async def test_metrics_show_the_read_model_lag(server, operator):
     assert int(position.group(1)) == newest_event(server.store)
 
 
+# ---- read your own writes: waiting for lagging read models ---------------------------------------
+
+LAG_LIMIT_SECONDS = 5  # README REST API: "503 if that takes over 5 s"
+
+
+@pytest.fixture
+def postgres_store(tmp_path: Any) -> Iterator[str]:
+    """A fresh PostgreSQL database; asked for before server_factory, it is dropped after the servers stop."""
+    with fresh_store("postgresql", tmp_path) as store:
+        yield store
+
+
+async def test_a_read_waits_for_lagging_read_models_and_answers_503_after_5_seconds(postgres_store, server_factory):
+    """A real cause of lag: an analyst's transaction holds a read-model table locked.
+
+    PostgreSQL only: on SQLite the read models share the file's one write lock
+    with the event writer, so a lock held there stops the writes themselves and
+    nothing lags behind them (the wait is the same code on both stores).
+    """
+    import psycopg
+
+    server = server_factory.start(postgres_store)
+    async with Operator(server.http) as operator:
+        await operator.register("RM-LAG-BEFORE")
+        before = {c["id"] for c in (await operator.get("/api/chargepoints"))["chargePoints"]}
+        with psycopg.connect(postgres_store) as analyst:
+            # Reads of cp_status go on; the status read model's writes wait for the lock.
+            analyst.execute("LOCK TABLE cp_status IN EXCLUSIVE MODE")
+            await operator.register("RM-LAG")  # committed: only the read models lag
+            asked = time.monotonic()
+            lagging_read = await operator.request("GET", "/api/chargepoints")
+            waited = time.monotonic() - asked
+            lag_metric = await metric(operator, server, "csms_read_model_lag")
+            analyst.rollback()  # the lock goes: the read models catch up
+        caught_up = {c["id"] for c in (await operator.get("/api/chargepoints"))["chargePoints"]}
+
+    assert before == {"RM-LAG-BEFORE"}
+    status, body = lagging_read
+    assert status == 503, body
+    assert body["error"] == "the read models are catching up; try again"
+    # It waited for them first, and not for long beyond the 5 s (a generous bound, which
+    # only a wait far past the promise breaks, not a slow machine).
+    assert LAG_LIMIT_SECONDS * 0.99 <= waited < 4 * LAG_LIMIT_SECONDS
+    assert body["lag"] == lag_metric == 1  # RM-LAG's Registered, committed and not yet applied
+    assert caught_up == {"RM-LAG-BEFORE", "RM-LAG"}  # the same read, once the lag cleared
+
+
+async def metric(operator: Operator, server: Any, name: str) -> int:
+    assert operator.session is not None
+    async with operator.session.get(f"{server.http}/metrics") as response:
+        text = await response.text()
+    found = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return int(found.group(1))
+
+
 # ---- crashes and rebuilds ---------------------------------------------------------------------
 
 CRASHERS = ("RM-CRASH-A", "RM-CRASH-B", "RM-CRASH-C")
@@ -454,3 +519,85 @@ async def test_an_id_tag_saved_on_one_node_authorizes_on_another(store_url, serv
                 break
             await asyncio.sleep(0.1)
     assert answer["idTagInfo"]["status"] == "Accepted"
+
+
+# ---- several nodes on one PostgreSQL database --------------------------------------------------
+
+PROPAGATION_DEADLINE = 15.0  # README: changes reach the other nodes "within about a second"
+
+
+async def on_the_other_node(probe: Any) -> Any:
+    """Probes another node until what it answers holds, failing after PROPAGATION_DEADLINE seconds."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + PROPAGATION_DEADLINE
+    while not (found := await probe()):
+        assert loop.time() < give_up, "the change never reached the other node"
+        await asyncio.sleep(0.1)
+    return found
+
+
+def at(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def test_a_tariff_set_on_one_node_prices_the_sessions_of_another(postgres_store, server_factory):
+    node_a = server_factory.start(postgres_store)
+    node_b = server_factory.start(postgres_store)  # running before the tariff exists
+    async with Operator(node_a.http) as on_a, Operator(node_b.http) as on_b:
+        await on_a.save_id_tag("NODE-TARIFF-TAG", "Accepted")
+        await on_a.register("RM-NODE-TARIFF")
+        await on_a.register("RM-NODE-ELSEWHERE")  # B never hears of it but through the store
+        tariff = {"pricePerKwh": "0.40", "pricePerMinute": "0.00", "sessionFee": "1.00", "currency": "EUR"}
+        set_on_a = await on_a.put("/api/tariffs/default", tariff)
+        in_force_on_a = dict(tariff, effectiveFrom=set_on_a["effectiveFrom"])
+
+        async def b_knows_it() -> bool:
+            return (await on_b.get("/api/tariffs"))["tariffs"].get("default") == in_force_on_a
+
+        await on_the_other_node(b_knows_it)
+        start = instant(set_on_a["effectiveFrom"]) + timedelta(minutes=1)
+        async with ChargePointClient(ws_base(node_b), "RM-NODE-TARIFF") as cp:
+            started = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "NODE-TARIFF-TAG",
+                                                         "meterStart": 1000, "timestamp": at(start)})
+            await cp.call("StopTransaction", {"transactionId": started["transactionId"], "meterStop": 13345,
+                                              "timestamp": at(start + timedelta(minutes=30))})
+        bill = await on_b.get(f"/api/transactions/{started['transactionId']}")
+        rollout_on_b = await on_b.get("/api/firmware/rollout")  # lists A's registration too
+        # And back: a charge point's own tariff set on B is what A serves.
+        own = {"pricePerKwh": "0.10", "pricePerMinute": "0.00", "sessionFee": "0.00", "currency": "EUR"}
+        set_on_b = await on_b.put("/api/chargepoints/RM-NODE-TARIFF/tariff", own)
+
+        async def a_knows_both() -> Any:
+            tariffs = (await on_a.get("/api/tariffs"))["tariffs"]
+            return tariffs if "RM-NODE-TARIFF" in tariffs else None
+
+        on_a_later = await on_the_other_node(a_knows_both)
+
+    assert (bill["energyWh"], bill["currency"]) == (12345, "EUR")
+    assert bill["cost"] == "5.94"  # 1.00 + 12.345 kWh x 0.40, to the cent
+    assert [row["chargePointId"] for row in rollout_on_b["chargePoints"]] == ["RM-NODE-ELSEWHERE", "RM-NODE-TARIFF"]
+    assert on_a_later == {"default": in_force_on_a,
+                          "RM-NODE-TARIFF": dict(own, effectiveFrom=set_on_b["effectiveFrom"])}
+
+
+async def test_an_id_tag_blocked_on_one_node_is_blocked_on_another(postgres_store, server_factory):
+    node_a = server_factory.start(postgres_store)
+    node_b = server_factory.start(postgres_store)
+    async with Operator(node_a.http) as on_a:
+        await on_a.register("RM-NODE-BLOCK")
+        await on_a.save_id_tag("NODE-BLOCK-TAG", "Accepted")
+        async with ChargePointClient(ws_base(node_b), "RM-NODE-BLOCK") as cp:
+
+            def authorized_as(status: str) -> Any:
+                async def probe() -> bool:
+                    answer = await cp.call("Authorize", {"idTag": "node-block-tag"})
+                    return bool(answer["idTagInfo"]["status"] == status)
+                return probe
+
+            await on_the_other_node(authorized_as("Accepted"))  # B knows the tag
+            await on_a.save_id_tag("NODE-BLOCK-TAG", "Blocked")
+            await on_the_other_node(authorized_as("Blocked"))
+            started = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "NODE-BLOCK-TAG",
+                                                         "meterStart": 0, "timestamp": at(datetime.now(UTC))})
+
+    assert started["idTagInfo"]["status"] == "Blocked"

@@ -121,6 +121,36 @@ async def test_a_start_with_the_reservation_id_uses_it_and_a_child_tag_may_use_i
     assert [e["type"] for e in events][-2:] == ["TransactionStarted", "ReservationUsed"]
 
 
+async def test_a_reserve_now_that_times_out_stays_pending_and_a_later_start_uses_it(server, operator):
+    await operator.save_id_tag("RES-SLOW-TAG")
+    async with connected(server, operator, "RES-SLOW") as cp:
+        request = asyncio.ensure_future(reserve(operator, "RES-SLOW", idTag="RES-SLOW-TAG", connectorId=2))
+        call = await cp.next_call()  # it arrives; the charge point never answers within --call-timeout 2
+        assert call[2] == "ReserveNow", call
+        timed_out = await request
+        reservation_id = call[3]["reservationId"]
+        after_timeout = await reservations_of(operator, "RES-SLOW")
+        await cp.reply(call, {"status": "Accepted"})  # too late: dropped, not paired with anything
+        await cp.call("Heartbeat", {})  # the late reply has been read by now
+        after_late_reply = await reservations_of(operator, "RES-SLOW")
+        started = await cp.call("StartTransaction", {"connectorId": 2, "idTag": "RES-SLOW-TAG", "meterStart": 0,
+                                                     "timestamp": seconds_ahead(0), "reservationId": reservation_id})
+        used = await reservations_of(operator, "RES-SLOW")
+        types = await operator.event_types("RES-SLOW")
+
+    assert timed_out[0] == 504, timed_out
+    assert after_timeout[reservation_id]["status"] == "Pending"
+    assert "replyStatus" not in after_timeout[reservation_id]
+    assert after_late_reply[reservation_id]["status"] == "Pending"
+    assert (used[reservation_id]["status"], used[reservation_id]["transactionId"]) == (
+        "Used", started["transactionId"]
+    )
+    assert types[types.index("ReservationRequested"):] == [
+        "ReservationRequested", "CallSent", "CallTimedOut", "HeartbeatReceived", "TransactionStarted",
+        "ReservationUsed",
+    ]
+
+
 async def test_cancel_reservation_accepted_cancels_it(server, operator):
     async with connected(server, operator, "RES-CANCEL") as cp:
         first_call, _ = await reserved(cp, operator)
@@ -152,6 +182,48 @@ async def test_a_faulted_or_unavailable_connector_cancels_its_reservation(server
     assert [after_fault[ids[c]]["status"] for c in (1, 2, 0)] == ["Cancelled", "Accepted", "Accepted"]
     assert after_fault[ids[1]]["reason"] == "connector 1 Faulted"
     assert [after_unavailable[ids[c]]["status"] for c in (1, 2, 0)] == ["Cancelled", "Cancelled", "Cancelled"]
+
+
+async def test_a_connector_0_reservation_is_used_by_its_tag_on_any_connector(server, operator):
+    for tag in ("RES-WHOLE", "RES-WHOLE-B", "RES-ELSE"):
+        await operator.save_id_tag(tag)
+    async with connected(server, operator, "RES-WHOLE-CP") as cp:
+        first_call, _ = await reserved(cp, operator, connectorId=0, idTag="RES-WHOLE")
+        second_call, _ = await reserved(cp, operator, connectorId=0, idTag="RES-WHOLE-B")
+        first, second = first_call[3]["reservationId"], second_call[3]["reservationId"]
+        other_tag = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "RES-ELSE", "meterStart": 0,
+                                                       "timestamp": seconds_ahead(0)})
+        after_other_tag = await reservations_of(operator, "RES-WHOLE-CP")
+        # Connector 2, no reservationId: the reserved tag takes the charge point's reservation.
+        by_tag = await cp.call("StartTransaction", {"connectorId": 2, "idTag": "res-whole", "meterStart": 0,
+                                                    "timestamp": seconds_ahead(0)})
+        after_by_tag = await reservations_of(operator, "RES-WHOLE-CP")
+        # Connector 3, naming the other one: no connector mismatch, connector 0 covers them all.
+        by_id = await cp.call("StartTransaction", {"connectorId": 3, "idTag": "RES-WHOLE-B", "meterStart": 0,
+                                                   "timestamp": seconds_ahead(0), "reservationId": second})
+        listed = await reservations_of(operator, "RES-WHOLE-CP")
+        starts = [e for e in await operator.events("RES-WHOLE-CP") if e["type"] == "TransactionStarted"]
+
+    assert other_tag["idTagInfo"]["status"] == "Accepted"
+    assert [after_other_tag[r]["status"] for r in (first, second)] == ["Accepted", "Accepted"]
+    assert after_by_tag[first]["status"] == "Used" and after_by_tag[second]["status"] == "Accepted"
+    assert [(listed[r]["status"], listed[r]["transactionId"]) for r in (first, second)] == [
+        ("Used", by_tag["transactionId"]), ("Used", by_id["transactionId"])
+    ]
+    assert [start["data"]["flags"] for start in starts] == [[], [], []]
+
+
+async def test_connector_0_faulted_cancels_every_reservation_of_the_charge_point(server, operator):
+    async with connected(server, operator, "RES-FAULT-0") as cp:
+        ids = {}
+        for connector_id in (1, 2, 0):
+            call, _ = await reserved(cp, operator, connectorId=connector_id)
+            ids[connector_id] = call[3]["reservationId"]
+        await cp.call("StatusNotification", {"connectorId": 0, "errorCode": "PowerSwitchFailure", "status": "Faulted"})
+        listed = await reservations_of(operator, "RES-FAULT-0")
+
+    assert [listed[ids[c]]["status"] for c in (1, 2, 0)] == ["Cancelled"] * 3
+    assert {listed[ids[c]]["reason"] for c in (1, 2, 0)} == {"connector 0 Faulted"}
 
 
 async def test_a_reservation_expires_on_time_while_its_charge_point_is_silent(server, operator):
