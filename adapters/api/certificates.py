@@ -25,7 +25,7 @@ async def list_requests(request: web.Request) -> web.Response:
         raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
     charge_point_id = request.query.get("chargePointId")
     if charge_point_id is not None:
-        registered_id(request, charge_point_id)
+        await registered_id(request, charge_point_id)
     read_models = await fresh_read_models(request)
     found = await asyncio.to_thread(find_requests, read_models, status, charge_point_id)
     return json_response({"certificateRequests": found})
@@ -61,7 +61,7 @@ async def reject(request: web.Request) -> web.Response:
 
 
 async def install_csms_root(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_id(request)
     body = await read_json_object(request)
     certificate = body.get("certificate")
     if certificate is None:
