@@ -14,6 +14,7 @@ from importlib import metadata, resources
 from typing import Any, Iterable, Iterator
 
 from adapters.api.routing import Route
+from adapters.api.security_schemas import SECURITY_SCHEMAS
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS, inline_definitions
 from adapters.service.connections import CHARGE_POINT_ID
 
@@ -79,6 +80,9 @@ API_SCHEMAS: dict[str, Any] = {
                 "maxLength": 40,
                 "description": "HTTP Basic-auth password of the charge point (OCPP 1.6 security profile 1)",
             },
+            "securityProfile": SECURITY_SCHEMAS["SecurityProfile"],
+            "certificateName": {**NULLABLE_STRING, "maxLength": 64, "description": "the CN its client "
+                                "certificate must have (default, or null: the charge point id)"},
         },
     },
     "Connector": {
@@ -114,7 +118,8 @@ API_SCHEMAS: dict[str, Any] = {
     "ChargePointStatus": {
         "type": "object",
         "required": [
-            "id", "description", "registered", "autoRegistered", "hasPassword", "online", "lastSeen",
+            "id", "description", "registered", "autoRegistered", "hasPassword", "securityProfile",
+            "certificateName", "online", "lastSeen",
             "vendor", "model", "serialNumber", "firmwareVersion", "bootInfo", "firmwareStatus",
             "diagnosticsStatus", "localListVersion", "connectors", "openTransactions", "configuration",
             "commandOutcomes", "pendingCommands", "version",
@@ -125,6 +130,8 @@ API_SCHEMAS: dict[str, Any] = {
             "registered": {"type": "boolean"},
             "autoRegistered": {"type": "boolean"},
             "hasPassword": {"type": "boolean"},
+            "securityProfile": SECURITY_SCHEMAS["SecurityProfile"],
+            "certificateName": {"type": "string", "description": "the CN its client certificate must have"},
             "online": {"type": "boolean"},
             "lastSeen": NULLABLE_TIME,
             "vendor": NULLABLE_STRING,
@@ -252,7 +259,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic", "description": "a charge point's id and password"},
             },
-            "schemas": {**API_SCHEMAS, **command_schemas()},
+            "schemas": {**API_SCHEMAS, **SECURITY_SCHEMAS, **command_schemas()},
         },
     }
 

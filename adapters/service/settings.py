@@ -26,13 +26,19 @@ class Settings:
     max_file_size: int = 64 * 1024 * 1024
     # Where charge points reach this server (firmware download URLs); never the request's Host header.
     public_url: str = "http://localhost:9000"
+    # TLS is served (--tls-cert/--tls-key): security profiles 2 and 3 can be met.
+    tls_served: bool = False
+    # With a CPO name, a client certificate's O must be it (and a CSR's); sec-certificates' option.
+    cpo_name: str | None = None
+    # An existing (sub-)CA instead of the built-in {data_dir}/ca/ca.crt; sec-certificates' option.
+    ca_cert: str | None = None
 
 
 class PublicUrlError(ValueError):
     pass
 
 
-def public_url(given: str | None, host: str, port: int) -> str:
+def public_url(given: str | None, host: str, port: int, scheme: str = "http") -> str:
     """The base URL charge points are given: ``--public-url``, else the listening address.
 
     A wildcard listening address (0.0.0.0, ::) is no address to give out, so
@@ -41,7 +47,7 @@ def public_url(given: str | None, host: str, port: int) -> str:
     if given is None:
         if host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
     parts = urlsplit(given)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise PublicUrlError(f"--public-url must be an http:// or https:// URL with a host, not {given!r}")
