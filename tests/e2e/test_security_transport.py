@@ -153,6 +153,18 @@ async def test_profile_2_needs_tls_and_its_password(tls_server: TlsServer, pki: 
             ("SecurityProfileNotMet", "security profile 2 needs TLS (wss://); this was plain ws://")]
 
 
+async def test_a_refusal_while_connected_is_recorded_through_the_live_connection(tls_server: TlsServer,
+                                                                                  pki: Pki) -> None:
+    async with Operator(tls_server.http) as operator:
+        await register(operator, "P2-LIVE", password=PASSWORD, securityProfile=2)
+        async with ChargePointClient(tls_server.wss, "P2-LIVE", password=PASSWORD, tls=pki.client()) as cp:
+            assert await refused_status(tls_server.plain_ws, "P2-LIVE", password=PASSWORD) == 403
+            # Refused before the upgrade: no takeover, the secure connection lives on.
+            assert (await cp.call("Heartbeat", {}))["currentTime"]
+            assert [kind for kind, _ in await observed(operator, "P2-LIVE")] == ["SecurityProfileNotMet"]
+            assert (await operator.get("/api/chargepoints/P2-LIVE"))["online"] is True
+
+
 async def test_a_stronger_connection_than_the_profile_asks_is_accepted(tls_server: TlsServer, pki: Pki) -> None:
     async with Operator(tls_server.http) as operator:
         await register(operator, "P1-TLS", password=PASSWORD)
