@@ -19,6 +19,7 @@ import os
 import ssl
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -77,7 +78,7 @@ def _load(context: ssl.SSLContext, files: TlsFiles) -> None:
     for certificate, key in files.pairs:
         kinds.append(_key_kind(certificate))
         try:
-            context.load_cert_chain(certificate, key)
+            context.load_cert_chain(certificate, key, password=_encrypted(key))
         except (ssl.SSLError, OSError) as failure:
             raise TlsError(f"cannot use the TLS certificate {certificate} with the key {key}: "
                            f"{_why(failure)}") from None
@@ -92,6 +93,15 @@ def _load(context: ssl.SSLContext, files: TlsFiles) -> None:
             raise TlsError(f"cannot read the CA certificate {authority}: {_why(failure)}") from None
     if trusted:
         context.verify_mode = ssl.CERT_OPTIONAL
+
+
+def _encrypted(key: str) -> Callable[[], str]:
+    """Asked only for an encrypted key: refuse it rather than let OpenSSL prompt on the terminal."""
+
+    def refuse() -> str:
+        raise TlsError(f"the TLS key {key} is encrypted; give it unencrypted (readable by this user only)")
+
+    return refuse
 
 
 def _key_kind(certificate: str) -> str:

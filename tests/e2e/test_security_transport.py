@@ -398,18 +398,25 @@ async def metric_over_tls(https: str, pki: Pki, name: str) -> float:
     return 0.0
 
 
-@pytest.mark.parametrize("problem", ["missing", "mismatched", "two-ecdsa"])
+@pytest.mark.parametrize("problem", ["missing", "mismatched", "two-ecdsa", "encrypted"])
 def test_bad_certificate_files_stop_serve_with_exit_code_2(tmp_path: Path, pki: Pki, problem: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(pki.ecdsa.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.BestAvailableEncryption(b"passphrase")))
     options = {
         "missing": ["--tls-cert", str(tmp_path / "none.crt"), "--tls-key", str(tmp_path / "none.key")],
         "mismatched": ["--tls-cert", pki.rsa_files[0], "--tls-key", pki.ecdsa_files[1]],
         "two-ecdsa": ["--tls-cert", pki.ecdsa_files[0], "--tls-key", pki.ecdsa_files[1],
                       "--tls-cert", pki.ecdsa_files[0], "--tls-key", pki.ecdsa_files[1]],
+        "encrypted": ["--tls-cert", pki.ecdsa_files[0], "--tls-key", str(encrypted)],
     }[problem]
     result = subprocess.run([sys.executable, "-m", "app", "serve", "--store", "memory:", "--port", str(free_port()),
                              *options], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("csms: ") and "Traceback" not in result.stderr
+    assert "passphrase" not in result.stderr
 
 
 async def until(probe: Any, accept: Any) -> Any:
