@@ -122,12 +122,20 @@ async def observed(operator: Operator, charge_point_id: str) -> list[tuple[str, 
             for event in await operator.events(charge_point_id) if event["type"] == "SecurityEventObserved"]
 
 
-async def metric(http: str, name: str) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{http}/metrics") as response:
+async def metric(http: str, name: str, tls: ssl.SSLContext | None = None) -> float:
+    """One sample of /metrics (0 when it has none yet); with ``tls``, over HTTPS."""
+    connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
+    async with aiohttp.ClientSession(connector=connector) as session, session.get(f"{http}/metrics") as response:
         for line in (await response.text()).splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[-1])
     return 0.0
+
+
+def raising(operator: Operator, charge_point_id: str, profile: int) -> asyncio.Future[tuple[int, Any]]:
+    """POST .../security-profile, under way while the charge point answers the ChangeConfiguration."""
+    return asyncio.ensure_future(operator.request(
+        "POST", f"/api/chargepoints/{charge_point_id}/security-profile", {"profile": profile}))
 
 
 async def register(operator: Operator, charge_point_id: str, **body: Any) -> dict[str, Any]:
@@ -275,12 +283,11 @@ async def test_raise_1_to_2_then_the_plain_connection_is_refused(tls_server: Tls
     async with Operator(tls_server.http) as operator:
         await register(operator, "RAISE-A", password=PASSWORD)
         async with ChargePointClient(tls_server.plain_ws, "RAISE-A", password=PASSWORD) as cp:
-            raising = asyncio.ensure_future(operator.request(
-                "POST", "/api/chargepoints/RAISE-A/security-profile", {"profile": 2}))
+            answer = raising(operator, "RAISE-A", 2)
             call = await cp.next_call()
             assert call[2:] == ["ChangeConfiguration", {"key": "SecurityProfile", "value": "2"}]
             await cp.reply(call, {"status": "Accepted"})
-            assert await raising == (200, {"status": "Accepted", "securityProfile": 2})
+            assert await answer == (200, {"status": "Accepted", "securityProfile": 2})
         assert await refused_status(tls_server.plain_ws, "RAISE-A", password=PASSWORD) == 403
         async with ChargePointClient(tls_server.wss, "RAISE-A", password=PASSWORD, tls=pki.client()) as cp:
             assert (await cp.call("Heartbeat", {}))["currentTime"]
@@ -292,10 +299,9 @@ async def test_a_refused_raise_leaves_the_profile(tls_server: TlsServer, pki: Pk
     async with Operator(tls_server.http) as operator:
         await register(operator, "RAISE-B", password=PASSWORD)
         async with ChargePointClient(tls_server.plain_ws, "RAISE-B", password=PASSWORD) as cp:
-            raising = asyncio.ensure_future(operator.request(
-                "POST", "/api/chargepoints/RAISE-B/security-profile", {"profile": 2}))
+            answer = raising(operator, "RAISE-B", 2)
             await cp.reply(await cp.next_call(), {"status": "Rejected"})
-            assert await raising == (200, {"status": "Rejected", "securityProfile": 1})
+            assert await answer == (200, {"status": "Rejected", "securityProfile": 1})
             # What profile 3 needs is checked before anything is sent.
             status, body = await operator.request("POST", "/api/chargepoints/RAISE-B/security-profile",
                                                   {"profile": 3})
@@ -381,21 +387,12 @@ async def test_tls_on_the_port_serves_the_api_and_reloads_on_sighup(store_url: s
             # Bad files at reload: logged, the certificates in use stay.
             Path(key).write_text("not a key")
             os.kill(server.process.pid, signal.SIGHUP)
-            await until(lambda: metric_over_tls(https, pki, 'csms_tls_certificate_reloads_total{result="failed"}'),
+            await until(lambda: metric(https, 'csms_tls_certificate_reloads_total{result="failed"}', pki.client()),
                         lambda count: count == 1)
             assert await handshake_serial(server.port, pki.client()) == serial
             assert (await cp.call("Heartbeat", {}))["currentTime"]
         assert (await operator.get("/api/chargepoints/HUP"))["id"] == "HUP"
     assert any("TLS certificates not reloaded" in line for line in server.output)
-
-
-async def metric_over_tls(https: str, pki: Pki, name: str) -> float:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client())) as session:
-        async with session.get(f"{https}/metrics") as response:
-            for line in (await response.text()).splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[-1])
-    return 0.0
 
 
 @pytest.mark.parametrize("problem", ["missing", "mismatched", "two-ecdsa", "encrypted"])
@@ -450,10 +447,9 @@ async def test_raise_1_to_2_to_3_with_a_certificate_this_central_system_signed(
     async with Operator(server.http) as operator:
         await register(operator, "RAISE-3", password=PASSWORD)
         async with ChargePointClient(plain, "RAISE-3", password=PASSWORD) as cp:
-            raising = asyncio.ensure_future(operator.request(
-                "POST", "/api/chargepoints/RAISE-3/security-profile", {"profile": 2}))
+            answer = raising(operator, "RAISE-3", 2)
             await cp.reply(await cp.next_call(), {"status": "Accepted"})
-            assert (await raising)[1]["securityProfile"] == 2
+            assert (await answer)[1]["securityProfile"] == 2
         async with ChargePointClient(wss, "RAISE-3", password=PASSWORD, tls=pki.client()) as cp:
             root = (tmp_path / "ca" / "ca.crt").read_text()
             installing = asyncio.ensure_future(operator.command(
@@ -466,13 +462,14 @@ async def test_raise_1_to_2_to_3_with_a_certificate_this_central_system_signed(
             signed = await cp.next_call()
             assert signed[2] == "CertificateSigned"
             await cp.reply(signed, {"status": "Accepted"})
-            raising = asyncio.ensure_future(until(
+            # The certificate's acceptance is recorded beside the answer: the raise waits for it.
+            answer = asyncio.ensure_future(until(
                 lambda: operator.request("POST", "/api/chargepoints/RAISE-3/security-profile", {"profile": 3}),
-                lambda answer: answer[0] != 409))
+                lambda reply: reply[0] != 409))
             call = await cp.next_call()
             assert call[2:] == ["ChangeConfiguration", {"key": "SecurityProfile", "value": "3"}]
             await cp.reply(call, {"status": "Accepted"})
-            assert await raising == (200, {"status": "Accepted", "securityProfile": 3})
+            assert await answer == (200, {"status": "Accepted", "securityProfile": 3})
         from cryptography.hazmat.primitives import serialization
 
         (tmp_path / "cp.crt").write_text(signed[3]["certificateChain"])
