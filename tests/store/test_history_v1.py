@@ -64,6 +64,10 @@ def expected() -> dict[str, Any]:
         # Since class_version 4, the security extension's state, as it was before any of it happened.
         for name, before in ADDED_IN_V4.items():
             charge_point["state"].setdefault(name, before)
+        # Shown since the security profiles: unset, 1 with a password, else 0; the certificate name is the id.
+        view = charge_point["view"]
+        view.setdefault("securityProfile", 1 if view["hasPassword"] else 0)
+        view.setdefault("certificateName", view["id"])
     read_models = recorded["read_models"]
     read_models["billing_transactions"] = [row for row in read_models["billing_transactions"]
                                            if row["start_timestamp"] is not None]
