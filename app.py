@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import secrets
+import ssl
 import sys
 from typing import AsyncIterator, Sequence
 
@@ -17,6 +18,9 @@ from adapters.api import MIDDLEWARES, add_api
 from adapters.api.views import charge_point_view, event_view
 from adapters.ocpp.endpoint import add_endpoint
 from adapters.security import ca
+from adapters.security.tls import HandshakeStats, TlsError, TlsFiles, reload, server_context
+from adapters.security.tls_serving import HANDSHAKES, Listener
+from adapters.security.tls_serving import serve as serve_tls
 from adapters.service.settings import PublicUrlError, Settings, public_url, utc_now
 from adapters.service.startup import add_central_system
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
@@ -82,7 +86,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--public-url", default=os.environ.get("CSMS_PUBLIC_URL"), metavar="URL",
                        help="where charge points reach this server, e.g. https://csms.example.com "
                             "(firmware download URLs; default: the listening address)")
-    serve.add_argument("--cpo-name", metavar="NAME",
+    serve.add_argument("--cpo-name", default=os.environ.get("CSMS_CPO_NAME"), metavar="NAME",
                        help="the O charge point certificates must carry (and that CSRs must ask for)")
     serve.add_argument("--ca-cert", metavar="FILE",
                        help="an existing (sub-)CA certificate (with its issuers after it) to sign charge point "
@@ -91,6 +95,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--csr-approval", choices=("auto", "manual"), default="auto",
                        help="sign accepted CSRs at once, or when an operator approves (default %(default)s)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
+    serve.add_argument("--tls-cert", action="append", default=[], metavar="FILE",
+                       help="TLS server certificate (PEM, chain after it); twice for an RSA and an ECDSA one")
+    serve.add_argument("--tls-key", action="append", default=[], metavar="FILE",
+                       help="its private key (PEM), in the same order as --tls-cert")
+    serve.add_argument("--tls-client-ca", action="append", default=[], metavar="FILE",
+                       help="CA certificate(s) client certificates may lead to, besides the built-in CA")
+    serve.add_argument("--tls-port", type=int, metavar="PORT",
+                       help="serve TLS here and plain HTTP/WS on --port (default: TLS on --port)")
 
     store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
     replay = commands.add_parser("replay", help="print a charge point's history and state, straight from the store")
@@ -124,8 +136,26 @@ def serve(args: argparse.Namespace) -> int:
     if not token:
         token = secrets.token_urlsafe(32)
         print(f"API token (shown once): {token}", flush=True)
+    tls_files = None
+    if args.tls_cert or args.tls_key:
+        if len(args.tls_cert) != len(args.tls_key) or len(args.tls_cert) > 2:
+            print("csms: give --tls-cert and --tls-key in pairs, at most two (an RSA and an ECDSA one)",
+                  file=sys.stderr)
+            return 2
+        tls_files = TlsFiles(pairs=tuple(zip(args.tls_cert, args.tls_key, strict=True)),
+                             client_cas=(*args.tls_client_ca, *([args.ca_cert] if args.ca_cert else [])),
+                             optional_cas=() if args.ca_cert else (os.path.join(args.data_dir, "ca", "ca.crt"),))
+    elif args.tls_port is not None or args.tls_client_ca:
+        print("csms: --tls-port and --tls-client-ca need --tls-cert and --tls-key", file=sys.stderr)
+        return 2
     try:
-        base_url = public_url(args.public_url, args.host, args.port)
+        tls_context = server_context(tls_files) if tls_files is not None else None
+    except TlsError as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
+    try:
+        base_url = public_url(args.public_url, args.host, args.port,
+                              "https" if tls_context is not None and args.tls_port is None else "http")
     except PublicUrlError as failure:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
@@ -147,6 +177,7 @@ def serve(args: argparse.Namespace) -> int:
         ca_cert=ca_cert,
         ca_key=ca_key,
         csr_approval=args.csr_approval,
+        tls_served=tls_context is not None,
     )
     try:
         import uvloop
@@ -161,8 +192,17 @@ def serve(args: argparse.Namespace) -> int:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
     app = build_app(args.store, settings, token)
+    loop = uvloop.new_event_loop() if uvloop else None
+    if tls_context is not None and tls_files is not None:
+        stats = app[HANDSHAKES] = HandshakeStats()
+        listeners = [Listener(args.host, args.port, tls_context if args.tls_port is None else None)]
+        if args.tls_port is not None:
+            listeners.append(Listener(args.host, args.tls_port, tls_context))
+        serve_tls(app, listeners, stats, lambda: reload_certificates(tls_context, tls_files, stats),
+                  lambda text: print(text, flush=True), loop, backlog=4096, shutdown_timeout=10)
+        return 0
     web.run_app(app, host=args.host, port=args.port, print=lambda text: print(text, flush=True),
-                loop=uvloop.new_event_loop() if uvloop else None, access_log=None,
+                loop=loop, access_log=None,
                 # A boot storm of thousands of charge points overflows the default 128.
                 backlog=4096, shutdown_timeout=10)
     return 0
@@ -189,6 +229,16 @@ def init_certificate_authority(args: argparse.Namespace) -> int:
         return 2
     print(f"CA certificate: {cert_path}\nCA key (mode 0600): {key_path}")
     return 0
+def reload_certificates(context: ssl.SSLContext, files: TlsFiles, stats: HandshakeStats) -> None:
+    """SIGHUP: the certificate and key files again, into the same context; bad files leave the old ones."""
+    try:
+        reload(context, files)
+    except TlsError as failure:
+        stats.reloads["failed"] += 1
+        log.error("TLS certificates not reloaded, the previous ones stay in use: %s", failure)
+        return
+    stats.reloads["ok"] += 1
+    log.info("TLS certificates reloaded from %s", ", ".join(certificate for certificate, _ in files.pairs))
 
 
 def open_store(url: str) -> EventStore:

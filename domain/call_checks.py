@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from domain import charging, reservation_book, transactions
+from domain import charging, reservation_book, security_profile, transactions
 from domain.state_shapes import Transaction
 
 Payload = dict[str, Any]
@@ -44,4 +44,5 @@ BEFORE_SENDING: dict[str, Callable[[Any, Payload, datetime], str | None]] = {
     "SetChargingProfile": set_charging_profile,
     "RemoteStartTransaction": remote_start_transaction,
     "ReserveNow": reserve_now,
+    "ChangeConfiguration": security_profile.change_configuration_refusal,
 }

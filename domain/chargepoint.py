@@ -78,6 +78,8 @@ class ChargePoint(BaseAggregate[str]):
         self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
         # The security extension (domain/security_events.py, ...), applied by its event classes' apply().
         self.last_critical_security_event: Payload | None = None
+        self.security_profile: int | None = None  # None: 1 with a password, else 0 (domain/security_profile.py)
+        self.certificate_name: str | None = None  # the CN of its client certificate; None: its id
         self.installed_certificates: dict[str, list[Payload]] = {}  # by certificateType: CertificateHashData
         self.charge_point_certificate: Payload | None = None  # the latest one we signed that it accepted
         self.certificate_requests: dict[str, Payload] = {}  # CSRs waiting to be signed, by request id

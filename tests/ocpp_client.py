@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import sqlite3
+import ssl
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,8 +29,9 @@ class ChargePointClient:
     `reply`/`reply_error` answer it."""
 
     def __init__(self, base_ws_url: str, charge_point_id: str, password: str | None = None,
-                 protocols: tuple[str, ...] = ("ocpp1.6",)) -> None:
+                 protocols: tuple[str, ...] = ("ocpp1.6",), tls: ssl.SSLContext | None = None) -> None:
         self.url = f"{base_ws_url}/ocpp/{charge_point_id}"
+        self.tls = tls  # for wss://: the client's TLS context (trusted CAs, its certificate)
         self.id = charge_point_id
         self.password = password
         self.protocols = protocols
@@ -58,7 +60,7 @@ class ChargePointClient:
         self.session = aiohttp.ClientSession()
         try:
             self.ws = await self.session.ws_connect(self.url, protocols=self.protocols, headers=headers,
-                                                    max_msg_size=0)
+                                                    max_msg_size=0, ssl=self.tls if self.tls is not None else True)
         except BaseException:
             await self.session.close()
             raise
@@ -132,13 +134,15 @@ class ChargePointClient:
 class Operator:
     """The REST API with the bearer token."""
 
-    def __init__(self, base_http_url: str, token: str = API_TOKEN) -> None:
+    def __init__(self, base_http_url: str, token: str = API_TOKEN, tls: ssl.SSLContext | None = None) -> None:
         self.base = base_http_url
         self.token = token
+        self.tls = tls  # for https://
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Operator:
-        self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
+        connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls is not None else None
+        self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"}, connector=connector)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

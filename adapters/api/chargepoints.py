@@ -11,7 +11,9 @@ from adapters.api.parameters import charge_point_id_of, optional_string, read_js
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
 from adapters.api.views import charge_point_view
-from adapters.service.startup import CHARGE_POINTS, COMMANDS
+from adapters.service.security_profiles import UNCHANGED
+from adapters.service.startup import CHARGE_POINTS, COMMANDS, SECURITY_PROFILES
+from domain.security_profile import ProfileRefused
 from projections import status
 
 CHARGE_POINT_ERRORS = {400: "not a valid charge point identity", 404: "unknown charge point"}
@@ -26,8 +28,25 @@ async def put_charge_point(request: web.Request) -> web.Response:
         # OCPP 1.6 security whitepaper: a Basic-auth password is 16-40 characters;
         # we accept 8 for test benches that cannot do better.
         raise ApiError(422, "password must be 8 to 40 characters")
-    created = await request.app[CHARGE_POINTS].register(charge_point_id, description, password)
+    profile = optional_profile(body, "securityProfile")
+    certificate_name = optional_string(body, "certificateName") if "certificateName" in body else UNCHANGED
+    profiles = request.app[SECURITY_PROFILES]
+    try:
+        await profiles.check_registration(charge_point_id, profile, password is not None)
+        created = await request.app[CHARGE_POINTS].register(charge_point_id, description, password)
+        await profiles.configure(charge_point_id, profile, certificate_name)
+    except ProfileRefused as refused:
+        raise ApiError(refused.status, refused.reason) from None
     return json_response(await _view(request, charge_point_id), 201 if created else 200)
+
+
+def optional_profile(body: dict[str, object], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2, 3):
+        raise ApiError(422, f"{name} must be 0, 1, 2 or 3")
+    return value
 
 
 async def list_charge_points(request: web.Request) -> web.Response:
@@ -54,7 +73,8 @@ ROUTES = [
         "PUT", "/api/chargepoints/{chargePointId}", put_charge_point, "Register or update a charge point",
         body="ChargePointRegistration", replies={200: "ChargePointStatus", 201: "ChargePointStatus"},
         errors={400: "not a valid charge point identity, or the body is not a JSON object",
-                422: "a field breaks its rule"},
+                422: "a field breaks its rule (a password of 8 to 40 characters; securityProfile 0-3, 1 and 2 "
+                     "with a password, 0 without, 2 and 3 only when the server serves TLS)"},
     ),
     Route(
         "GET", "/api/chargepoints/{chargePointId}", get_charge_point, "A charge point's status",

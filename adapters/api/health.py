@@ -8,7 +8,8 @@ from aiohttp import web
 
 from adapters.api.responses import json_response
 from adapters.api.routing import Route
-from adapters.service.startup import COMMITTER, READ_MODELS, SESSIONS
+from adapters.security.tls_serving import HANDSHAKES
+from adapters.service.startup import COMMITTER, CONNECTIONS, READ_MODELS, SESSIONS
 
 
 async def health(request: web.Request) -> web.Response:
@@ -40,8 +41,30 @@ async def metrics(request: web.Request) -> web.Response:
         f"csms_commit_batches_total {committer.batches}",
         "# TYPE csms_connected_charge_points gauge",
         f"csms_connected_charge_points {len(request.app[SESSIONS])}",
+        *security_lines(request.app),
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def security_lines(app: web.Application) -> list[str]:
+    """Refused connections (by security event type), those of them not written to history (at most one per
+    charge point and type a minute is), failed TLS handshakes by reason, and certificate reloads."""
+    admission = app[CONNECTIONS].admission
+    lines = ["# TYPE csms_refused_connections_total counter"]
+    lines += [f'csms_refused_connections_total{{type="{kind}"}} {count}' for kind, count in
+              sorted(admission.refused.items())]
+    lines.append("# TYPE csms_refused_connections_unrecorded_total counter")
+    lines += [f'csms_refused_connections_unrecorded_total{{type="{kind}"}} {count}' for kind, count in
+              sorted(admission.unrecorded.items())]
+    stats = app.get(HANDSHAKES)
+    if stats is not None:
+        lines.append("# TYPE csms_tls_handshake_failures_total counter")
+        lines += [f'csms_tls_handshake_failures_total{{reason="{reason}"}} {count}' for reason, count in
+                  sorted(stats.failures.items())]
+        lines.append("# TYPE csms_tls_certificate_reloads_total counter")
+        lines += [f'csms_tls_certificate_reloads_total{{result="{result}"}} {count}' for result, count in
+                  sorted(stats.reloads.items())]
+    return lines
 
 
 ROUTES = [

@@ -8,6 +8,7 @@ from typing import Any
 from domain.chargepoint import ChargePoint
 from domain.redaction import recorded_reply, recorded_request
 from domain.replies import command_outcomes
+from domain.security_profile import certificate_name_of, profile_of
 from domain.state_shapes import new_connector
 
 BOOT_FIELDS = {
@@ -28,6 +29,8 @@ def charge_point_view(cp: ChargePoint, pending_commands: int = 0) -> dict[str, A
         "registered": True,
         "autoRegistered": cp.auto_registered,
         "hasPassword": cp.has_password,
+        "securityProfile": profile_of(cp),
+        "certificateName": certificate_name_of(cp),
         "online": cp.online,
         "lastSeen": cp.last_seen,
         **{name: boot.get(field) for name, field in BOOT_FIELDS.items()},

@@ -9,6 +9,7 @@ from aiohttp import WSMsgType, web
 
 from adapters.ocpp.actor import ChargePointActor
 from adapters.ocpp.schemas import Schemas
+from adapters.security.peer_certificates import transport_of
 from adapters.service.connections import Refused
 from adapters.service.startup import CHARGE_POINTS, CLOCK, CONNECTIONS, FACTS, SETTINGS
 
@@ -31,7 +32,9 @@ async def ocpp_endpoint(request: web.Request) -> web.StreamResponse:
         # OCPP-J 1.6 section 3.1.2: without an agreed subprotocol we may not talk.
         return web.Response(status=400, text=f"offer the WebSocket subprotocol {SUBPROTOCOL}\n")
     try:
-        await connections.admit(charge_point_id, request.headers.get("Authorization"), request.remote or "")
+        transport = transport_of(request.transport.get_extra_info("ssl_object") if request.transport else None)
+        await connections.admit(charge_point_id, request.headers.get("Authorization"), request.remote or "",
+                                transport)
     except Refused as refused:
         log.info("refused %s: %s", charge_point_id, refused.reason)
         headers = {"WWW-Authenticate": 'Basic realm="OCPP"'} if refused.status == 401 else {}

@@ -1,4 +1,4 @@
-"""X.509 with the ``cryptography`` package: reading CSRs and certificates, and the built-in certificate authority.
-
-The domain decides from what these read (domain/certificate_facts.py); nothing here decides a rule.
+"""X.509 and TLS with the ``cryptography`` package and Python's ``ssl``: reading CSRs and certificates, the
+built-in certificate authority, what the transport presents (read into plain values for the domain), and the
+server's TLS contexts. The domain decides from what these read; nothing here decides a rule.
 """

@@ -1,6 +1,7 @@
 """Charge points connecting and going: admission, takeover, disconnection.
 
-A handshake is admitted (identity, registration, Basic-auth password); the
+A handshake is admitted (identity, registration, the security profile's
+transport and client certificate, Basic-auth password); the
 session is registered and its Connected recorded; a new connection for a
 connected id takes over, its predecessor's Disconnected recorded first, so
 history reads in the order things happened.
@@ -14,6 +15,7 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from adapters.service.admission_facts import AdmissionFacts
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.passwords import (
     FREE_FAILURES_PER_ADDRESS,
@@ -25,6 +27,7 @@ from adapters.service.passwords import (
 )
 from adapters.service.sessions import Session, Sessions
 from adapters.service.settings import Clock
+from domain.admission import Transport, certificate_refusal, needs_password, transport_refusal
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ def is_charge_point_id(text: str) -> bool:
     return CHARGE_POINT_ID.fullmatch(text) is not None
 
 
+PLAIN = Transport()  # a plain WebSocket: no TLS, no client certificate
 TAKEOVER_WAIT = 10.0
 # Password checks (PBKDF2) waiting for the one hashing thread; beyond this a handshake is told to retry.
 MAX_WAITING_CHECKS = 64
@@ -55,8 +59,10 @@ class Refused(Exception):
 
 class Connections:
     def __init__(self, charge_points: ChargePoints, sessions: Sessions, pending_keys: PendingKeys,
-                 auto_register: bool, clock: Clock) -> None:
+                 auto_register: bool, clock: Clock, cpo_name: str | None = None) -> None:
         self._charge_points = charge_points
+        self.admission = AdmissionFacts(charge_points)
+        self._cpo_name = cpo_name
         self._sessions = sessions
         self._pending_keys = pending_keys
         self._auto_register = auto_register
@@ -71,14 +77,25 @@ class Connections:
         self._locks: dict[str, asyncio.Lock] = {}
         self._leaving: set[Session] = set()  # sessions whose Disconnected is being committed
 
-    async def admit(self, charge_point_id: str, authorization: str | None, remote: str = "") -> None:
-        """Checks a WebSocket handshake; raises Refused with 400, 401, 404 or 503."""
+    async def admit(self, charge_point_id: str, authorization: str | None, remote: str = "",
+                    transport: Transport = PLAIN) -> None:
+        """Checks a WebSocket handshake; raises Refused with 400, 401, 403, 404 or 503."""
         if not is_charge_point_id(charge_point_id):
             raise Refused(400, "not a valid charge point identity")
         if not await self._charge_points.exists(charge_point_id):
             if not self._auto_register:
                 raise Refused(404, f"unknown charge point {charge_point_id}")
             await self._charge_points.register(charge_point_id, description=None, password=None, auto=True)
+        required = await self.admission.requirements(charge_point_id)
+        certificate, now = transport.client_certificate, self._now()
+        problem = None if certificate is None else certificate_refusal(
+            certificate, required.certificate_name, required.signed_fingerprint, self._cpo_name, now)
+        refusal = transport_refusal(required.profile, transport, problem)
+        if refusal is not None:
+            await self.admission.record_refusal(charge_point_id, refusal, now)
+            raise Refused(refusal.status, refusal.reason)
+        if not needs_password(required.profile, required.has_password, problem, transport):
+            return
         stored_hash = await self._charge_points.password_hash(charge_point_id)
         if stored_hash is None:
             return

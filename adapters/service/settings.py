@@ -26,8 +26,11 @@ class Settings:
     max_file_size: int = 64 * 1024 * 1024
     # Where charge points reach this server (firmware download URLs); never the request's Host header.
     public_url: str = "http://localhost:9000"
-    # Certificates (Security Whitepaper): the CPO name charge point certificates carry as O, and the CA
-    # that signs them (the built-in one under data_dir/ca, or --ca-cert/--ca-key); none: CSRs are Rejected.
+    # TLS is served (--tls-cert/--tls-key): security profiles 2 and 3 can be met.
+    tls_served: bool = False
+    # Certificates (Security Whitepaper): the CPO name charge point certificates carry as O (a client
+    # certificate's and a CSR's), and the CA that signs them (the built-in one under data_dir/ca, or
+    # --ca-cert/--ca-key); none: CSRs are Rejected.
     cpo_name: str | None = None
     ca_cert: str | None = None
     ca_key: str | None = None
@@ -38,7 +41,7 @@ class PublicUrlError(ValueError):
     pass
 
 
-def public_url(given: str | None, host: str, port: int) -> str:
+def public_url(given: str | None, host: str, port: int, scheme: str = "http") -> str:
     """The base URL charge points are given: ``--public-url``, else the listening address.
 
     A wildcard listening address (0.0.0.0, ::) is no address to give out, so
@@ -47,7 +50,7 @@ def public_url(given: str | None, host: str, port: int) -> str:
     if given is None:
         if host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
     parts = urlsplit(given)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise PublicUrlError(f"--public-url must be an http:// or https:// URL with a host, not {given!r}")

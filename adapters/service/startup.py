@@ -25,6 +25,7 @@ from adapters.service.facts import FactSource
 from adapters.service.local_list_sync import LocalListSync
 from adapters.service.passwords import PendingKeys
 from adapters.service.reservation_timer import ReservationTimer
+from adapters.service.security_profiles import SecurityProfiles
 from adapters.service.sessions import Sessions
 from adapters.service.settings import Clock, Settings
 from adapters.service.shared_aggregate import SharedAggregate
@@ -56,6 +57,7 @@ RESERVATION_TIMER = web.AppKey("reservation_timer", ReservationTimer)
 FILES = web.AppKey("files", FileStore)
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
 CERTIFICATE_SIGNER = web.AppKey("certificate_signer", CertificateSigner)
+SECURITY_PROFILES = web.AppKey("security_profiles", SecurityProfiles)
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
@@ -128,9 +130,12 @@ async def charge_points(app: web.Application) -> AsyncIterator[None]:
     known.registered.update(listed)
     app[COMMITTER].add_listener(known.observe)
     pending_keys = PendingKeys()
-    connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock)
+    connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock,
+                                                 settings.cpo_name)
+    app[COMMITTER].add_listener(connections.admission.observe)
     commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock)
     app[LOCAL_LIST_SYNC] = LocalListSync(known, commands, app[AUTHORIZER])
+    app[SECURITY_PROFILES] = SecurityProfiles(known, commands, settings.tls_served, clock)
     app[UPLOAD_TOKENS] = UploadTokens(app[STORE].side, settings.public_url, clock)
     authority = None
     if settings.ca_cert and settings.ca_key:

@@ -70,6 +70,10 @@ def expected() -> dict[str, Any]:
             charge_point["state"].setdefault(name, before)
         for name, before in VIEW_ADDED_IN_V4.items():
             charge_point["view"].setdefault(name, before)
+        # Shown since the security profiles: unset, 1 with a password, else 0; the certificate name is the id.
+        view = charge_point["view"]
+        view.setdefault("securityProfile", 1 if view["hasPassword"] else 0)
+        view.setdefault("certificateName", view["id"])
     read_models = recorded["read_models"]
     read_models["billing_transactions"] = [row for row in read_models["billing_transactions"]
                                            if row["start_timestamp"] is not None]

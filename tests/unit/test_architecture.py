@@ -25,9 +25,9 @@ ALLOWED = {
     "adapters.security": ("domain", "adapters.security"),  # X.509 with `cryptography`: read, sign, CA files
     "projections": ("domain", "projections", "=adapters.store"),
     "adapters.service": ("domain", "projections", "adapters.service", "adapters.security", "=adapters.store"),
-    "adapters.ocpp": ("domain", "adapters.ocpp", "adapters.service", "=adapters.store"),
-    "adapters.api": ("domain", "projections", "adapters.api", "adapters.ocpp", "adapters.service", "adapters.store",
-                     "adapters.security"),
+    "adapters.ocpp": ("domain", "adapters.ocpp", "adapters.service", "adapters.security", "=adapters.store"),
+    "adapters.api": ("domain", "projections", "adapters.api", "adapters.ocpp", "adapters.service", "adapters.security",
+                     "adapters.store"),
 }
 # Outside libraries the pure domain may not use.
 IMPURE = ("asyncio", "aiohttp", "psycopg", "sqlite3", "socket", "threading")
