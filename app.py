@@ -16,6 +16,7 @@ from aiohttp import web
 from adapters.api import MIDDLEWARES, add_api
 from adapters.api.views import charge_point_view, event_view
 from adapters.ocpp.endpoint import add_endpoint
+from adapters.security.firmware_signing import SigningSetupError
 from adapters.service.settings import PublicUrlError, Settings, public_url, utc_now
 from adapters.service.startup import add_central_system
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
@@ -81,6 +82,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--public-url", default=os.environ.get("CSMS_PUBLIC_URL"), metavar="URL",
                        help="where charge points reach this server, e.g. https://csms.example.com "
                             "(firmware download URLs; default: the listening address)")
+    serve.add_argument("--firmware-signing-key", metavar="FILE",
+                       help="PEM private key (RSA or EC) that signs firmware images as they are stored")
+    serve.add_argument("--firmware-signing-cert", metavar="FILE",
+                       help="PEM certificate of that key, sent in SignedUpdateFirmware")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
 
     store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
@@ -122,6 +127,8 @@ def serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         max_file_size=args.max_file_size,
         public_url=base_url,
+        firmware_signing_key=args.firmware_signing_key,
+        firmware_signing_cert=args.firmware_signing_cert,
     )
     try:
         import uvloop
@@ -135,7 +142,11 @@ def serve(args: argparse.Namespace) -> int:
     except StoreUrlError as failure:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
-    app = build_app(args.store, settings, token)
+    try:
+        app = build_app(args.store, settings, token)
+    except SigningSetupError as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
     web.run_app(app, host=args.host, port=args.port, print=lambda text: print(text, flush=True),
                 loop=uvloop.new_event_loop() if uvloop else None, access_log=None,
                 # A boot storm of thousands of charge points overflows the default 128.

@@ -12,6 +12,9 @@ Authorization List is recorded beside it, as an event named for what happened:
 | CancelReservation, Accepted | ReservationCancelled(reservation_id, reason, cancelled_at) |
 | GetLocalListVersion | LocalListVersionReported(list_version, reported_at) |
 | SendLocalList, Accepted | LocalListUpdated(list_version, update_type, entries, updated_at) |
+| GetLog | LogRequestAnswered(request_id, log_type, status, filename, answered_at) |
+| SignedUpdateFirmware | SignedFirmwareUpdateAnswered(request_id, status, answered_at) |
+| SignedUpdateFirmware, a CALLERROR but ConnectionLost | SignedFirmwareUpdateFailed(request_id, error_code, failed_at) |
 
 (ConnectionLost, our own code for a connection lost before the answer, is no
 refusal: the ReserveNow may have arrived, so the reservation stays Pending.
@@ -31,13 +34,17 @@ for old ones alike:
   is ChargePoint.implied_events), so no consumer looks into a reply.
 
 The aggregate is known here only as what these need of it (``Answered``):
-this module does not import domain/chargepoint.py.
+this module does not import domain/chargepoint.py. An outcome event is the
+aggregate's own (ReservationAccepted, ...) or a class the security extension
+declared under the aggregate's topic (domain/logs.py, domain/signed_firmware.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Callable, Protocol, Sequence
+
+from eventsourcing.utils import resolve_topic
 
 from domain import reservation_book
 
@@ -65,7 +72,7 @@ def record(aggregate: Answered, outcomes: list[Outcome]) -> None:
     """Triggers, beside the exchange just recorded, the event of each outcome that still applies."""
     for name, fields in outcomes:
         if still_applies((name, fields), aggregate.reservations):
-            aggregate.trigger_event(getattr(type(aggregate), name), **fields)
+            aggregate.trigger_event(event_class(type(aggregate), name), **fields)
 
 
 def apply_implied(aggregate: Answered, implied: Sequence[Outcome], received_at: datetime) -> None:
@@ -85,8 +92,14 @@ def implied_events(aggregate_class: type[Any], answer: Any) -> list[Any]:
 def outcome_event(aggregate_class: type[Any], originator_id: str, version: int, at: datetime, outcome: Outcome) -> Any:
     """The event an outcome names. Never stored: it stands for what the answer at `version` implied."""
     name, fields = outcome
-    return getattr(aggregate_class, name)(originator_id=originator_id, originator_version=version, timestamp=at,
-                                          **fields)
+    return event_class(aggregate_class, name)(originator_id=originator_id, originator_version=version, timestamp=at,
+                                              **fields)
+
+
+def event_class(aggregate_class: type[Any], name: str) -> Any:
+    """The event class an outcome names: the aggregate's own, else one declared under its topic."""
+    own = getattr(aggregate_class, name, None)
+    return own if own is not None else resolve_topic(f"{aggregate_class.TOPIC}.{name}")
 
 
 def of_answer(action: str, request: Payload, reply: Payload, received_at: datetime) -> list[Outcome]:
@@ -120,18 +133,36 @@ def _send_local_list(request: Payload, reply: Payload, at: datetime) -> list[Out
                                   "entries": request.get("localAuthorizationList", []), "updated_at": at})]
 
 
+def _get_log(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    return [("LogRequestAnswered", {"request_id": request["requestId"], "log_type": request["logType"],
+                                    "status": reply["status"], "filename": reply.get("filename"), "answered_at": at})]
+
+
+def _signed_update_firmware(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    return [("SignedFirmwareUpdateAnswered", {"request_id": request["requestId"], "status": reply["status"],
+                                              "answered_at": at})]
+
+
 MEANING_OF_ANSWERS: dict[str, Callable[[Payload, Payload, datetime], list[Outcome]]] = {
     "ReserveNow": _reserve_now,
     "CancelReservation": _cancel_reservation,
     "GetLocalListVersion": _get_local_list_version,
     "SendLocalList": _send_local_list,
+    "GetLog": _get_log,
+    "SignedUpdateFirmware": _signed_update_firmware,
 }
 
 
 def of_error(action: str, request: Payload, error_code: str, received_at: datetime) -> list[Outcome]:
     """What a CALLERROR to ``action`` means."""
-    if action == "ReserveNow" and error_code != reservation_book.UNDELIVERED:
+    # A connection lost before the answer is no refusal: the call may have arrived.
+    if error_code == reservation_book.UNDELIVERED:
+        return []
+    if action == "ReserveNow":
         return [_refused(request, error_code, received_at)]
+    if action == "SignedUpdateFirmware":
+        return [("SignedFirmwareUpdateFailed", {"request_id": request["requestId"], "error_code": error_code,
+                                                "failed_at": received_at})]
     return []
 
 

@@ -77,6 +77,8 @@ class ChargePoint(BaseAggregate[str]):
         self.command_outcomes: dict[str, Payload] = {}  # the latest answer to each command kept, by action
         # The security extension (domain/security_events.py, ...), applied by its event classes' apply().
         self.last_critical_security_event: Payload | None = None
+        self.log_upload: Payload | None = None  # the latest GetLog and how it went (domain/logs.py)
+        self.signed_firmware_update: Payload | None = None  # the latest SignedUpdateFirmware (signed_firmware.py)
 
     # Snapshots of older versions, read as today's (state_shapes.py).
     upcast_v1_v2 = staticmethod(state_shapes.snapshot_v1_to_v2)

@@ -243,6 +243,8 @@ def snapshot_v2_to_v3(state: Payload) -> None:
 # State the security extension added in ChargePoint version 4, and its value before.
 ADDED_IN_V4: dict[str, Any] = {
     "last_critical_security_event": None,
+    "log_upload": None,
+    "signed_firmware_update": None,
 }
 
 

@@ -20,7 +20,9 @@ from adapters.api import (
     history,
     idtags,
     local_list,
+    logs,
     reservations,
+    security_events,
     smart_charging,
     tariffs,
     transactions,
@@ -44,6 +46,8 @@ ROUTES: list[Route] = [
     *local_list.ROUTES,
     *firmware.ROUTES,
     *diagnostics.ROUTES,
+    *logs.ROUTES,
+    *security_events.ROUTES,
 ]
 MIDDLEWARES = (errors_as_json, bearer_token)
 

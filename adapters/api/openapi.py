@@ -13,6 +13,7 @@ from functools import cache
 from importlib import metadata, resources
 from typing import Any, Iterable, Iterator
 
+from adapters.api import security_schemas
 from adapters.api.routing import Route
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS, inline_definitions
 from adapters.service.connections import CHARGE_POINT_ID
@@ -117,7 +118,7 @@ API_SCHEMAS: dict[str, Any] = {
             "id", "description", "registered", "autoRegistered", "hasPassword", "online", "lastSeen",
             "vendor", "model", "serialNumber", "firmwareVersion", "bootInfo", "firmwareStatus",
             "diagnosticsStatus", "localListVersion", "connectors", "openTransactions", "configuration",
-            "commandOutcomes", "pendingCommands", "version",
+            "commandOutcomes", "pendingCommands", "version", *security_schemas.STATUS_PROPERTIES,
         ],
         "properties": {
             "id": {"type": "string"},
@@ -157,6 +158,7 @@ API_SCHEMAS: dict[str, Any] = {
                 "description": "operator commands sent and unanswered, or queued behind one",
             },
             "version": {"type": "integer", "description": "the version of the charge point's history"},
+            **security_schemas.STATUS_PROPERTIES,
         },
     },
     "ChargePointList": {
@@ -252,7 +254,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic", "description": "a charge point's id and password"},
             },
-            "schemas": {**API_SCHEMAS, **command_schemas()},
+            "schemas": {**API_SCHEMAS, **security_schemas.SCHEMAS, **command_schemas()},
         },
     }
 

@@ -26,6 +26,9 @@ class Settings:
     max_file_size: int = 64 * 1024 * 1024
     # Where charge points reach this server (firmware download URLs); never the request's Host header.
     public_url: str = "http://localhost:9000"
+    # The key and certificate that sign firmware images (Security Whitepaper); None: images are not signed.
+    firmware_signing_key: str | None = None
+    firmware_signing_cert: str | None = None
 
 
 class PublicUrlError(ValueError):

@@ -14,6 +14,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from adapters.security.firmware_signing import load_signer
 from adapters.service.authorization import Authorizer
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.commands import Commands
@@ -25,6 +26,7 @@ from adapters.service.reservation_timer import ReservationTimer
 from adapters.service.sessions import Sessions
 from adapters.service.settings import Clock, Settings
 from adapters.service.shared_aggregate import SharedAggregate
+from adapters.service.signed_images import SignedImages
 from adapters.service.transaction_ids import TransactionIds
 from adapters.service.upload_tokens import UploadTokens
 from adapters.store import EventStore, FileStore, GroupCommitter
@@ -51,14 +53,21 @@ LOCAL_LIST_SYNC = web.AppKey("local_list_sync", LocalListSync)
 RESERVATION_TIMER = web.AppKey("reservation_timer", ReservationTimer)
 FILES = web.AppKey("files", FileStore)
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
+SIGNED_IMAGES = web.AppKey("signed_images", SignedImages)
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
-    """Configures ``app`` to start the central system on ``store_url`` and stop it in order."""
+    """Configures ``app`` to start the central system on ``store_url`` and stop it in order.
+
+    Raises SigningSetupError when the firmware signing key or certificate cannot be used.
+    """
     app[STORE_URL] = store_url
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[FILES] = FileStore(settings.data_dir, settings.max_file_size)
+    # Read now, so a key or certificate that cannot sign stops serve before it listens (SigningSetupError).
+    signer = load_signer(settings.firmware_signing_key, settings.firmware_signing_cert)
+    app[SIGNED_IMAGES] = SignedImages(app[FILES], settings.public_url, signer)
     app.cleanup_ctx.extend([
         event_store, group_commit, read_models, authorization, tariffs, transaction_ids,
         charge_points, following_the_store, reservation_timer,

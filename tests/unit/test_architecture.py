@@ -23,9 +23,11 @@ ALLOWED = {
     "domain": ("domain",),
     "adapters.store": ("domain", "adapters.store"),
     "projections": ("domain", "projections", "=adapters.store"),
-    "adapters.service": ("domain", "projections", "adapters.service", "=adapters.store"),
+    "adapters.security": ("domain", "adapters.security"),
+    "adapters.service": ("domain", "projections", "adapters.service", "adapters.security", "=adapters.store"),
     "adapters.ocpp": ("domain", "adapters.ocpp", "adapters.service", "=adapters.store"),
-    "adapters.api": ("domain", "projections", "adapters.api", "adapters.ocpp", "adapters.service", "adapters.store"),
+    "adapters.api": ("domain", "projections", "adapters.api", "adapters.ocpp", "adapters.service", "adapters.security",
+                     "adapters.store"),
 }
 # Outside libraries the pure domain may not use.
 IMPURE = ("asyncio", "aiohttp", "psycopg", "sqlite3", "socket", "threading")

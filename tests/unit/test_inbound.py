@@ -120,6 +120,9 @@ EXAMPLES: dict[str, tuple[Payload, str]] = {
     "DiagnosticsStatusNotification": ({"status": "Uploading"}, "DiagnosticsStatusReported"),
     "SecurityEventNotification": ({"type": "TamperDetectionActivated", "timestamp": STARTED_AT},
                                   "SecurityEventReported"),
+    "LogStatusNotification": ({"status": "Uploading", "requestId": 7}, "LogStatusReported"),
+    "SignedFirmwareStatusNotification": ({"status": "InvalidSignature", "requestId": 3},
+                                         "SignedFirmwareStatusReported"),
 }
 
 

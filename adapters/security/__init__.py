@@ -1,0 +1,1 @@
+"""Cryptography for the Security Whitepaper: keys, certificates and signatures (PyCA ``cryptography``)."""
