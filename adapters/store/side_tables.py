@@ -44,7 +44,10 @@ class SideTables:
     def _add_column(self, table: str, column: str, definition: str) -> None:
         """Adds a column a table created by an older version lacks (several nodes may try at once)."""
         if self._postgres:
-            self._run(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}")
+            # Looked up first: ALTER TABLE would lock the table against the nodes serving from it.
+            if not self._run("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                             " AND table_name = ? AND column_name = ?", (table, column)):
+                self._run(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}")
             return
         if column in {row[1] for row in self._run(f"PRAGMA table_info({table})")}:
             return
