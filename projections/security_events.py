@@ -32,9 +32,9 @@ TABLES = {
             timestamp {ts} NOT NULL,
             tech_info TEXT,
             critical {bool} NOT NULL,
-            received_at {ts} NOT NULL,
-            UNIQUE (charge_point_id, version)
+            received_at {ts} NOT NULL
         );
+        CREATE UNIQUE INDEX IF NOT EXISTS security_events_by_charge_point ON security_events (charge_point_id, version);
         CREATE INDEX IF NOT EXISTS security_events_by_time ON security_events (timestamp);
         CREATE INDEX IF NOT EXISTS security_events_critical ON security_events (critical, charge_point_id)""",
 }
