@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from tests.certificates import certificate_authority, issue
 from tests.conftest import ROOT
 from tests.e2e.steps import answered, connected
-from tests.ocpp_client import Operator
+from tests.ocpp_client import Operator, read_model_rows
 
 IMAGE = bytes(range(256)) * 16  # 4096 bytes
 # What a hostile charge point may put in a SecurityEventNotification: the schema's longest strings.
@@ -131,6 +131,24 @@ async def test_security_events_are_stored_listed_filtered_paged_counted_and_show
 async def _when_counted(server: Any, type_: str) -> str | None:
     text = await metrics(server)
     return text if critical_count(text, type_) else None
+
+
+async def test_a_rebuild_gives_the_security_events_the_live_read_model_held(store_url, server, operator):
+    async with connected(server, operator, "SE-R1") as a, connected(server, operator, "SE-R2") as b:
+        for n in range(3):
+            await report(a, "ResetOrReboot", f"2030-01-0{n + 1}T00:00:00Z", f"reboot {n}")
+            await report(b, "InvalidFirmwareSignature", f"2030-02-0{n + 1}T00:00:00Z")
+    live = await operator.get("/api/security-events")
+    server.stop()  # read models complete (the last commits applied) once stopped
+
+    rebuilt = subprocess.run([sys.executable, "-m", "app", "projections", "rebuild", "--store", store_url],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    rows = read_model_rows(store_url, "SELECT id, charge_point_id, version, type FROM security_events ORDER BY id")
+
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert [(row["id"], row["charge_point_id"], row["version"], row["type"]) for row in rows] == [
+        (event["id"], event["chargePointId"], event["version"], event["type"]) for event in live["securityEvents"]]
+    assert len(rows) == 6
 
 
 @pytest.mark.parametrize("query, named", [
