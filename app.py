@@ -18,6 +18,7 @@ from adapters.api import MIDDLEWARES, add_api
 from adapters.api.views import charge_point_view, event_view
 from adapters.ocpp.endpoint import add_endpoint
 from adapters.security import ca
+from adapters.security.firmware_signing import SigningSetupError
 from adapters.security.tls import HandshakeStats, TlsError, TlsFiles, reload, server_context
 from adapters.security.tls_serving import HANDSHAKES, Listener
 from adapters.security.tls_serving import serve as serve_tls
@@ -94,6 +95,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--ca-key", metavar="FILE", help="the private key of --ca-cert")
     serve.add_argument("--csr-approval", choices=("auto", "manual"), default="auto",
                        help="sign accepted CSRs at once, or when an operator approves (default %(default)s)")
+    serve.add_argument("--firmware-signing-key", metavar="FILE",
+                       help="PEM private key (RSA or EC) that signs firmware images as they are stored")
+    serve.add_argument("--firmware-signing-cert", metavar="FILE",
+                       help="PEM certificate of that key, sent in SignedUpdateFirmware")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
     serve.add_argument("--tls-cert", action="append", default=[], metavar="FILE",
                        help="TLS server certificate (PEM, chain after it); twice for an RSA and an ECDSA one")
@@ -178,6 +183,8 @@ def serve(args: argparse.Namespace) -> int:
         ca_key=ca_key,
         csr_approval=args.csr_approval,
         tls_served=tls_context is not None,
+        firmware_signing_key=args.firmware_signing_key,
+        firmware_signing_cert=args.firmware_signing_cert,
     )
     try:
         import uvloop
@@ -191,7 +198,11 @@ def serve(args: argparse.Namespace) -> int:
     except StoreUrlError as failure:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
-    app = build_app(args.store, settings, token)
+    try:
+        app = build_app(args.store, settings, token)
+    except SigningSetupError as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
     loop = uvloop.new_event_loop() if uvloop else None
     if tls_context is not None and tls_files is not None:
         stats = app[HANDSHAKES] = HandshakeStats()

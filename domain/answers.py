@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from domain import certificates, security_events
+from domain import certificates, logs, security_events, signed_firmware
 from domain.chargepoint import ChargePoint
 from domain.facts import Facts, Payload
 
@@ -24,4 +24,6 @@ ANSWERS: dict[str, Answer] = {
     # The Security Whitepaper's, answered by the modules named for them.
     "SecurityEventNotification": security_events.answer_security_event_notification,
     "SignCertificate": certificates.answer_sign_certificate,
+    "LogStatusNotification": logs.answer_log_status_notification,
+    "SignedFirmwareStatusNotification": signed_firmware.answer_signed_firmware_status_notification,
 }

@@ -2,7 +2,8 @@
 
 Each check answers why the call must not be sent, or None once it may; a
 ReserveNow that may go is recorded as requested first, so a reservation is
-Pending from the moment it is sent and expires on time even unanswered.
+Pending from the moment it is sent and expires on time even unanswered; a
+SignedUpdateFirmware is followed (pending in the rollout) the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
-from domain import charging, reservation_book, security_profile, transactions
+from domain import charging, reservation_book, security_profile, signed_firmware, transactions
 from domain.state_shapes import Transaction
 
 Payload = dict[str, Any]
@@ -45,4 +46,5 @@ BEFORE_SENDING: dict[str, Callable[[Any, Payload, datetime], str | None]] = {
     "RemoteStartTransaction": remote_start_transaction,
     "ReserveNow": reserve_now,
     "ChangeConfiguration": security_profile.change_configuration_refusal,
+    "SignedUpdateFirmware": signed_firmware.record_requested,
 }

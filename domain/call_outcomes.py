@@ -13,6 +13,9 @@ Authorization List is recorded beside it, as an event named for what happened:
 | GetLocalListVersion | LocalListVersionReported(list_version, reported_at) |
 | SendLocalList, Accepted | LocalListUpdated(list_version, update_type, entries, updated_at) |
 | ChangeConfiguration SecurityProfile, Accepted | SecurityProfileRaised(profile, raised_at) |
+| GetLog | LogRequestAnswered(request_id, log_type, status, filename, answered_at) |
+| SignedUpdateFirmware | SignedFirmwareUpdateAnswered(request_id, status, answered_at) |
+| SignedUpdateFirmware, a CALLERROR but ConnectionLost | SignedFirmwareUpdateFailed(request_id, error_code, failed_at) |
 
 (ConnectionLost, our own code for a connection lost before the answer, is no
 refusal: the ReserveNow may have arrived, so the reservation stays Pending.
@@ -34,7 +37,7 @@ for old ones alike:
 The aggregate is known here only as what these need of it (``Answered``):
 this module does not import domain/chargepoint.py. An outcome event is the
 aggregate's own (ReservationAccepted, ...) or a class the security extension
-declared under the aggregate's topic (domain/security_profile.py, ...).
+declared under the aggregate's topic (domain/security_profile.py, domain/logs.py, domain/signed_firmware.py).
 """
 
 from __future__ import annotations
@@ -140,6 +143,14 @@ def _change_configuration(request: Payload, reply: Payload, at: datetime) -> lis
     if value not in ("0", "1", "2", "3"):
         return []
     return [("SecurityProfileRaised", {"profile": int(value), "raised_at": at})]
+def _get_log(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    return [("LogRequestAnswered", {"request_id": request["requestId"], "log_type": request["logType"],
+                                    "status": reply["status"], "filename": reply.get("filename"), "answered_at": at})]
+
+
+def _signed_update_firmware(request: Payload, reply: Payload, at: datetime) -> list[Outcome]:
+    return [("SignedFirmwareUpdateAnswered", {"request_id": request["requestId"], "status": reply["status"],
+                                              "answered_at": at})]
 
 
 MEANING_OF_ANSWERS: dict[str, Callable[[Payload, Payload, datetime], list[Outcome]]] = {
@@ -148,13 +159,21 @@ MEANING_OF_ANSWERS: dict[str, Callable[[Payload, Payload, datetime], list[Outcom
     "GetLocalListVersion": _get_local_list_version,
     "SendLocalList": _send_local_list,
     "ChangeConfiguration": _change_configuration,
+    "GetLog": _get_log,
+    "SignedUpdateFirmware": _signed_update_firmware,
 }
 
 
 def of_error(action: str, request: Payload, error_code: str, received_at: datetime) -> list[Outcome]:
     """What a CALLERROR to ``action`` means."""
-    if action == "ReserveNow" and error_code != reservation_book.UNDELIVERED:
+    # A connection lost before the answer is no refusal: the call may have arrived.
+    if error_code == reservation_book.UNDELIVERED:
+        return []
+    if action == "ReserveNow":
         return [_refused(request, error_code, received_at)]
+    if action == "SignedUpdateFirmware":
+        return [("SignedFirmwareUpdateFailed", {"request_id": request["requestId"], "error_code": error_code,
+                                                "failed_at": received_at})]
     return []
 
 

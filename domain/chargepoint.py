@@ -84,6 +84,8 @@ class ChargePoint(BaseAggregate[str]):
         self.charge_point_certificate: Payload | None = None  # the latest one we signed that it accepted
         self.certificate_requests: dict[str, Payload] = {}  # CSRs waiting to be signed, by request id
         self.certificates_sent: dict[str, Payload] = {}  # by the PEM sent: what it is, until answered
+        self.log_upload: Payload | None = None  # the latest GetLog and how it went (domain/logs.py)
+        self.signed_firmware_update: Payload | None = None  # the latest SignedUpdateFirmware (signed_firmware.py)
 
     # Snapshots of older versions, read as today's (state_shapes.py).
     upcast_v1_v2 = staticmethod(state_shapes.snapshot_v1_to_v2)

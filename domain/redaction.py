@@ -14,8 +14,8 @@ HIDDEN = "<hidden>"
 SECRET_CONFIGURATION_KEYS = frozenset({"AuthorizationKey"})
 _SECRET_KEYS = frozenset(key.lower() for key in SECRET_CONFIGURATION_KEYS)
 PASSWORD_KEY = "authorizationkey"
-# The token this CSMS puts in a GetDiagnostics location: a secret for the upload alone.
-UPLOAD_TOKEN = re.compile(r"(/diagnostics/[^/]+/)[A-Za-z0-9_-]{43}/")
+# The token this CSMS puts in a GetDiagnostics or GetLog location: a secret for the upload alone.
+UPLOAD_TOKEN = re.compile(r"(/(?:diagnostics|logs)/[^/]+/)[A-Za-z0-9_-]{43}/")
 
 
 def is_secret(key: str) -> bool:
@@ -26,8 +26,15 @@ def recorded_request(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     if action == "ChangeConfiguration" and is_secret(str(payload.get("key", ""))):
         return dict(payload, value=HIDDEN)
     if action == "GetDiagnostics" and isinstance(payload.get("location"), str):
-        return dict(payload, location=UPLOAD_TOKEN.sub(rf"\g<1>{HIDDEN}/", payload["location"]))
+        return dict(payload, location=_hidden_token(payload["location"]))
+    log = payload.get("log")
+    if action == "GetLog" and isinstance(log, dict) and isinstance(log.get("remoteLocation"), str):
+        return dict(payload, log=dict(log, remoteLocation=_hidden_token(log["remoteLocation"])))
     return payload
+
+
+def _hidden_token(location: str) -> str:
+    return UPLOAD_TOKEN.sub(rf"\g<1>{HIDDEN}/", location)
 
 
 def recorded_reply(action: str, reply: dict[str, Any]) -> dict[str, Any]:

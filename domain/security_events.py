@@ -54,6 +54,7 @@ class SecurityEventObserved(ChargePointEvent):
     type: str
     tech_info: str
     observed_at: datetime
+    critical: bool = False  # whether its type is one the Whitepaper marks critical
 
     def apply(self, cp: ChargePoint) -> None:
         pass  # history only: the charge point's state is what it did, not what was refused
@@ -66,4 +67,5 @@ def answer_security_event_notification(cp: ChargePoint, message_id: str, request
 
 
 def record_observed(cp: ChargePoint, type_: str, tech_info: str, now: datetime) -> None:
-    cp.trigger_event(SecurityEventObserved, type=type_, tech_info=tech_info, observed_at=now)
+    cp.trigger_event(SecurityEventObserved, type=type_, tech_info=tech_info, observed_at=now,
+                     critical=type_ in CRITICAL)

@@ -249,6 +249,8 @@ ADDED_IN_V4: dict[str, Any] = {
     "charge_point_certificate": None,
     "certificate_requests": {},
     "certificates_sent": {},
+    "log_upload": None,
+    "signed_firmware_update": None,
 }
 
 

@@ -35,11 +35,11 @@ class PositionMoved(Exception):
 TYPES = {
     "sqlite": {
         "ts": "TEXT", "money": "TEXT", "bool": "INTEGER", "bigint": "INTEGER", "json": "TEXT",
-        "create_view": "CREATE VIEW IF NOT EXISTS",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "create_view": "CREATE VIEW IF NOT EXISTS",
     },
     "postgresql": {
         "ts": "TIMESTAMPTZ", "money": "NUMERIC", "bool": "BOOLEAN", "bigint": "BIGINT", "json": "JSONB",
-        "create_view": "CREATE OR REPLACE VIEW",
+        "serial": "BIGSERIAL PRIMARY KEY", "create_view": "CREATE OR REPLACE VIEW",
     },
 }
 

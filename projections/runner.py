@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 from adapters.store import EventStore, schema_lock
 from domain.chargepoint import ChargePoint, topic
 from domain.tariffs import TariffBook
-from projections import billing, certificate_requests, reservations, status, unmatched_stops
+from projections import billing, certificate_requests, reservations, security_events, status, unmatched_stops
 from projections.database import PositionMoved, ReadModelDatabase, Sql, Update
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,15 @@ FAILURES = {
         )""",
 }
 TABLES = {**FAILURES, **status.TABLES, **billing.TABLES, **unmatched_stops.TABLES, **reservations.TABLES,
-          **certificate_requests.TABLES}
+          **certificate_requests.TABLES, **security_events.TABLES}
 # Old ones imply events the read models take (ChargePoint.implied_events): always read.
 ANSWERS = frozenset({topic("CallAnswered"), topic("CallFailed")})
 
 
 def updates_by_topic() -> dict[str, list[Update]]:
     table: dict[str, list[Update]] = {}
-    for module_updates in (status.UPDATES, billing.UPDATES, reservations.UPDATES, certificate_requests.UPDATES):
+    for module_updates in (status.UPDATES, billing.UPDATES, reservations.UPDATES, certificate_requests.UPDATES,
+                           security_events.UPDATES):
         for name, update in module_updates.items():
             table.setdefault(topic(name), []).append(update)
     for name, update in billing.TARIFF_UPDATES.items():

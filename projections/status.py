@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from projections import security_events
 from projections.database import Reader, Sql, Update, storable
 
 TABLES = {
@@ -217,11 +218,16 @@ UPDATES: dict[str, Update] = {
     "CallFailed": _touch,
     "LocalListVersionReported": on_local_list_version,
     "LocalListUpdated": on_local_list_version,
+    # The security extension's messages from the charge point (domain/security_events.py, logs.py, ...).
+    "SecurityEventReported": _touch,
+    "LogStatusReported": _touch,
+    "SignedFirmwareStatusReported": _touch,
 }
 
 
-def status_view(row: dict[str, Any], connectors: list[dict[str, Any]]) -> dict[str, Any]:
-    """A cp_status row and its connectors, as the API shows them."""
+def status_view(row: dict[str, Any], connectors: list[dict[str, Any]],
+                last_critical: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A cp_status row and its connectors (and its latest critical security event), as the API shows them."""
     return {
         "id": row["charge_point_id"],
         "description": row["description"],
@@ -234,6 +240,7 @@ def status_view(row: dict[str, Any], connectors: list[dict[str, Any]]) -> dict[s
         "firmwareStatus": row["firmware_status"],
         "diagnosticsStatus": row["diagnostics_status"],
         "localListVersion": row["local_list_version"],
+        "lastCriticalSecurityEvent": last_critical,
         "connectors": {
             str(c["connector_id"]): {
                 "status": c["status"],
@@ -260,4 +267,6 @@ def all_statuses(reader: Reader) -> list[dict[str, Any]]:
     by_charge_point: dict[str, list[dict[str, Any]]] = {}
     for connector in reader.query("SELECT * FROM cp_connectors ORDER BY charge_point_id, connector_id"):
         by_charge_point.setdefault(connector["charge_point_id"], []).append(connector)
-    return [status_view(row, by_charge_point.get(row["charge_point_id"], [])) for row in statuses]
+    critical = security_events.latest_critical(reader)
+    return [status_view(row, by_charge_point.get(row["charge_point_id"], []), critical.get(row["charge_point_id"]))
+            for row in statuses]

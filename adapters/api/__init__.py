@@ -21,7 +21,9 @@ from adapters.api import (
     history,
     idtags,
     local_list,
+    logs,
     reservations,
+    security_events,
     security_profile,
     smart_charging,
     tariffs,
@@ -48,6 +50,8 @@ ROUTES: list[Route] = [
     *firmware.ROUTES,
     *diagnostics.ROUTES,
     *certificates.ROUTES,
+    *logs.ROUTES,
+    *security_events.ROUTES,
 ]
 MIDDLEWARES = (errors_as_json, bearer_token)
 

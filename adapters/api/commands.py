@@ -13,7 +13,7 @@ from adapters.ocpp.admissibility import refuse_inadmissible
 from adapters.ocpp.endpoint import SCHEMAS
 from adapters.ocpp.framing import OcppError
 from adapters.ocpp.schemas import CENTRAL_SYSTEM_ACTIONS
-from adapters.service.startup import COMMANDS, UPLOAD_TOKENS
+from adapters.service.startup import COMMANDS, SIGNED_IMAGES, UPLOAD_TOKENS
 from domain.redaction import recorded_reply
 
 # What every route that sends a call may answer besides 200.
@@ -39,7 +39,11 @@ def validate_command(request: web.Request, action: str, payload: dict[str, Any])
 
 async def send_checked(request: web.Request, charge_point_id: str, action: str,
                             payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload checked against its schema, then sent; the service's failures answer for themselves."""
+    """The payload checked against its schema, then sent; the service's failures answer for themselves.
+
+    A SignedUpdateFirmware of one of our images gets the image's signature and certificate first.
+    """
+    payload = await request.app[SIGNED_IMAGES].completed(action, payload)
     validate_command(request, action, payload)
     payload = await request.app[UPLOAD_TOKENS].with_location(charge_point_id, action, payload)
     return await request.app[COMMANDS].send(charge_point_id, action, payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.api import security_schemas
 from adapters.api.security_schemas import SECURITY_SCHEMAS
 
 NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -94,6 +95,7 @@ API_SCHEMAS: dict[str, Any] = {
             "vendor", "model", "serialNumber", "firmwareVersion", "bootInfo", "firmwareStatus",
             "diagnosticsStatus", "localListVersion", "connectors", "openTransactions", "configuration",
             "commandOutcomes", "pendingCommands", "version", "installedCertificates", "chargePointCertificate",
+            *security_schemas.STATUS_PROPERTIES,
         ],
         "properties": {
             "id": {"type": "string"},
@@ -139,6 +141,7 @@ API_SCHEMAS: dict[str, Any] = {
                                       "it reported or accepted", "additionalProperties": {"type": "array"}},
             "chargePointCertificate": {"type": "object", "nullable": True, "description": "the latest certificate "
                                        "this CSMS signed that it accepted: serialNumber, fingerprint, subject, ..."},
+            **security_schemas.STATUS_PROPERTIES,
         },
     },
     "ChargePointList": {

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import datetime
+from typing import Callable
 
 from aiohttp import web
 
 from adapters.api.chargepoints import CHARGE_POINT_ERRORS
 from adapters.api.parameters import registered_id
-from adapters.api.responses import ApiError, error, json_response
+from adapters.api.responses import error, json_response
 from adapters.api.routing import Route
-from adapters.api.uploads import UPLOAD_ERRORS, file_view, receive_upload
+from adapters.api.uploads import UPLOAD_ERRORS, download_file, list_files, record_upload
 from adapters.service.connections import Refused
 from adapters.service.passwords import basic_credentials
-from adapters.service.startup import CHARGE_POINTS, CLOCK, CONNECTIONS, FILES, UPLOAD_TOKENS
+from adapters.service.startup import CHARGE_POINTS, CONNECTIONS, FILES, UPLOAD_TOKENS
+from adapters.service.upload_tokens import DIAGNOSTICS
+from adapters.store import StoredFile
+from domain.chargepoint import ChargePoint
 
 
 async def upload_diagnostics(request: web.Request) -> web.Response:
@@ -21,26 +25,13 @@ async def upload_diagnostics(request: web.Request) -> web.Response:
     refused = await _refusal(request, charge_point_id)
     if refused is not None:
         return refused
-    files = request.app[FILES]
-    # The location itself may be the target: the file name then comes with the multipart part.
-    received = await receive_upload(request, files.diagnostics_dir(charge_point_id), request.match_info.get("fileName"))
-    stored = received.stored
-    # Recorded, then put in place, one upload of a name at a time: the file
-    # under a name is the one its last DiagnosticsUploaded describes, and an
-    # upload that could not be recorded leaves no file.
-    async with files.lock(received.target):
-        try:
-            now = request.app[CLOCK]()
-            await request.app[CHARGE_POINTS].change(
-                charge_point_id,
-                lambda cp: cp.record_diagnostics_upload(
-                    file_name=stored.name, size=stored.size, sha256=stored.sha256 or "", received_at=now
-                ),
-            )
-        except BaseException:
-            await files.discard(received)
-            raise
-        await files.place(received)
+
+    def record(stored: StoredFile, now: datetime) -> Callable[[ChargePoint], None]:
+        return lambda cp: cp.record_diagnostics_upload(file_name=stored.name, size=stored.size,
+                                                       sha256=stored.sha256 or "", received_at=now)
+
+    directory = request.app[FILES].diagnostics_dir(charge_point_id)
+    stored = await record_upload(request, charge_point_id, directory, "diagnostics", record)
     return json_response({"fileName": stored.name, "size": stored.size, "sha256": stored.sha256}, 201)
 
 
@@ -53,7 +44,7 @@ async def _refusal(request: web.Request, charge_point_id: str) -> web.Response |
     reason = "an upload needs the location of a GetDiagnostics request, or the charge point's Basic auth"
     retry_after = None
     if token is not None:
-        if await request.app[UPLOAD_TOKENS].valid(charge_point_id, token):
+        if await request.app[UPLOAD_TOKENS].valid(charge_point_id, token, DIAGNOSTICS):
             return None
         reason = "this upload location is unknown or has expired"
     elif basic_credentials(authorization := request.headers.get("Authorization")) is not None:
@@ -65,8 +56,12 @@ async def _refusal(request: web.Request, charge_point_id: str) -> web.Response |
                 if refused.status != 401:
                     return error(refused.status, refused.reason)
                 reason, retry_after = refused.reason, refused.retry_after
+    return unauthorized(reason, "diagnostics", retry_after)
+
+
+def unauthorized(reason: str, realm: str, retry_after: int | None = None) -> web.Response:
     response = error(401, reason)
-    response.headers["WWW-Authenticate"] = 'Basic realm="diagnostics"'
+    response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -86,30 +81,13 @@ async def post_diagnostics_form(request: web.Request) -> web.Response:
 
 async def list_diagnostics(request: web.Request) -> web.Response:
     charge_point_id = await registered_id(request)
-    files = request.app[FILES]
-    listing = await asyncio.to_thread(files.listing, files.diagnostics_dir(charge_point_id))
-    return json_response(
-        {
-            "chargePointId": charge_point_id,
-            "files": [
-                file_view(stored, f"/api/chargepoints/{charge_point_id}/diagnostics/{stored.name}")
-                for stored in listing
-            ],
-        }
-    )
+    return await list_files(request, charge_point_id, request.app[FILES].diagnostics_dir(charge_point_id),
+                            "diagnostics")
 
 
 async def download_diagnostics(request: web.Request) -> web.StreamResponse:
     charge_point_id = await registered_id(request)
-    files = request.app[FILES]
-    path = files.find(files.diagnostics_dir(charge_point_id), request.match_info["fileName"])
-    if path is None:
-        raise ApiError(404, "no such diagnostics file")
-    return web.FileResponse(
-        path,
-        headers={"Content-Type": "application/octet-stream",
-                 "Content-Disposition": f'attachment; filename="{path.name}"'},
-    )
+    return download_file(request, request.app[FILES].diagnostics_dir(charge_point_id), "diagnostics")
 
 
 TOKEN_ERRORS = {**UPLOAD_ERRORS, 401: "no valid upload token in the path (unknown or expired)"}

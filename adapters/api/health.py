@@ -10,6 +10,7 @@ from adapters.api.responses import json_response
 from adapters.api.routing import Route
 from adapters.security.tls_serving import HANDSHAKES
 from adapters.service.startup import COMMITTER, CONNECTIONS, READ_MODELS, SESSIONS
+from projections import security_events
 
 
 async def health(request: web.Request) -> web.Response:
@@ -28,6 +29,7 @@ async def metrics(request: web.Request) -> web.Response:
     read_models, committer = request.app[READ_MODELS], request.app[COMMITTER]
     lag = await asyncio.to_thread(read_models.lag)
     failures = await asyncio.to_thread(read_models.failures)
+    critical = await asyncio.to_thread(security_events.critical_counts, read_models)
     lines = [
         "# TYPE csms_read_model_lag gauge",
         f"csms_read_model_lag {lag}",
@@ -42,6 +44,10 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE csms_connected_charge_points gauge",
         f"csms_connected_charge_points {len(request.app[SESSIONS])}",
         *security_lines(request.app),
+        "# HELP csms_security_events_critical_total critical security events (Security Whitepaper) by type",
+        "# TYPE csms_security_events_critical_total counter",
+        *(f'csms_security_events_critical_total{{type="{_label(type_)}"}} {count}'
+          for type_, count in critical.items()),
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
@@ -65,6 +71,9 @@ def security_lines(app: web.Application) -> list[str]:
         lines += [f'csms_tls_certificate_reloads_total{{result="{result}"}} {count}' for result, count in
                   sorted(stats.reloads.items())]
     return lines
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and line feed escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 ROUTES = [

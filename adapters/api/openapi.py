@@ -13,6 +13,7 @@ from functools import cache
 from importlib import metadata, resources
 from typing import Any, Iterable, Iterator
 
+from adapters.api import security_schemas
 from adapters.api.component_schemas import API_SCHEMAS
 from adapters.api.routing import Route
 from adapters.api.security_schemas import SECURITY_SCHEMAS
@@ -70,7 +71,7 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic", "description": "a charge point's id and password"},
             },
-            "schemas": {**API_SCHEMAS, **SECURITY_SCHEMAS, **command_schemas()},
+            "schemas": {**API_SCHEMAS, **SECURITY_SCHEMAS, **security_schemas.SCHEMAS, **command_schemas()},
         },
     }
 

@@ -1,4 +1,4 @@
-"""The OpenAPI schemas of the security extension's routes (merged into the document by openapi.py)."""
+"""What the OpenAPI document says of the security extension's routes and views (openapi.py gathers them)."""
 
 from __future__ import annotations
 
@@ -23,5 +23,50 @@ SECURITY_SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "description": "the charge point's ChangeConfiguration answer"},
             "securityProfile": {"type": "integer", "description": "its profile now"},
         },
+    },
+}
+
+NULLABLE_OBJECT = {"type": "object", "nullable": True}
+
+# Keys the security extension adds to a charge point's status (adapters/api/views.py).
+STATUS_PROPERTIES: dict[str, Any] = {
+    "lastCriticalSecurityEvent": {
+        **NULLABLE_OBJECT,
+        "description": "the latest critical SecurityEventNotification: type, timestamp, techInfo, receivedAt",
+    },
+    "logStatus": {"type": "string", "nullable": True, "description": "the last LogStatusNotification status"},
+    "logUpload": {
+        **NULLABLE_OBJECT,
+        "description": "the latest GetLog: requestId, logType, status and filename of its answer, lastStatus, "
+        "and the file uploaded for it (fileName, size, sha256, receivedAt)",
+    },
+    "signedFirmware": {
+        **NULLABLE_OBJECT,
+        "description": "the latest SignedUpdateFirmware: requestId, location, retrieveDateTime, sentAt, answer, "
+        "state (pending, installing, installed, failed), lastStatus (SignedFirmwareStatusNotification)",
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "SecurityEvent": {
+        "type": "object",
+        "required": ["id", "chargePointId", "version", "source", "type", "timestamp", "techInfo", "critical",
+                     "receivedAt"],
+        "properties": {
+            "id": {"type": "integer", "description": "its place in the list of every charge point's events"},
+            "chargePointId": {"type": "string"},
+            "version": {"type": "integer", "description": "the event's version in the charge point's history"},
+            "source": {"type": "string", "enum": ["charge_point", "central_system"]},
+            "type": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time", "description": "when it happened"},
+            "techInfo": {"type": "string", "nullable": True},
+            "critical": {"type": "boolean"},
+            "receivedAt": {"type": "string", "format": "date-time"},
+        },
+    },
+    "SecurityEventList": {
+        "type": "object",
+        "required": ["securityEvents"],
+        "properties": {"securityEvents": {"type": "array", "items": {"$ref": "#/components/schemas/SecurityEvent"}}},
     },
 }

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from domain.chargepoint import ChargePoint
+from domain.logs import log_status
 from domain.redaction import recorded_reply, recorded_request
 from domain.replies import command_outcomes
 from domain.security_profile import certificate_name_of, profile_of
@@ -42,6 +43,11 @@ def charge_point_view(cp: ChargePoint, pending_commands: int = 0) -> dict[str, A
         "openTransactions": sorted(cp.open_transactions),
         "configuration": cp.configuration,
         "commandOutcomes": command_outcomes(cp),
+        # The security extension's.
+        "lastCriticalSecurityEvent": cp.last_critical_security_event,
+        "logStatus": log_status(cp),
+        "logUpload": cp.log_upload,
+        "signedFirmware": cp.signed_firmware_update,
         "pendingCommands": pending_commands,
         "version": cp.version,
         "installedCertificates": cp.installed_certificates,

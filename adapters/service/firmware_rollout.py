@@ -1,4 +1,8 @@
-"""Where a firmware rollout stands: per charge point, its version and its last UpdateFirmware."""
+"""Where a firmware rollout stands: per charge point, its version and its last UpdateFirmware and SignedUpdateFirmware.
+
+``state`` is the state of whichever of the two was sent last (pending,
+installing, installed, failed); ``counts`` count those.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,19 @@ async def rollout(charge_points: ChargePoints, charge_point_ids: Iterable[str]) 
     rows: list[dict[str, Any]] = []
     for charge_point_id in charge_point_ids:
         cp = await charge_points.read(charge_point_id)
-        update = cp.firmware_update
+        update, signed = cp.firmware_update, cp.signed_firmware_update
+        latest: dict[str, Any] | None = dict(update) if update else None
+        if signed is not None and (update is None or (signed.get("sentAt") or "") >= update["sentAt"]):
+            latest = signed
         rows.append(
             {
                 "chargePointId": cp.id,
                 "online": cp.online,
                 "firmwareVersion": (cp.boot_info or {}).get("firmwareVersion"),
                 "firmwareStatus": cp.firmware_status,
-                "state": update["state"] if update else None,
+                "state": latest["state"] if latest else None,
                 "lastUpdate": {k: v for k, v in update.items() if k != "messageId"} if update else None,
+                "lastSignedUpdate": signed,
             }
         )
     counts: dict[str, int] = {}

@@ -35,6 +35,9 @@ class Settings:
     ca_cert: str | None = None
     ca_key: str | None = None
     csr_approval: str = "auto"  # or "manual": an operator approves each CSR (/api/certificate-requests)
+    # The key and certificate that sign firmware images (Security Whitepaper); None: images are not signed.
+    firmware_signing_key: str | None = None
+    firmware_signing_cert: str | None = None
 
 
 class PublicUrlError(ValueError):

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from adapters.security.ca import CertificateAuthority
 from adapters.security.csr import read_csr
+from adapters.security.firmware_signing import load_signer
 from adapters.service.authorization import Authorizer
 from adapters.service.certificate_signing import CertificateSigner
 from adapters.service.chargepoints import ChargePoints
@@ -29,6 +30,7 @@ from adapters.service.security_profiles import SecurityProfiles
 from adapters.service.sessions import Sessions
 from adapters.service.settings import Clock, Settings
 from adapters.service.shared_aggregate import SharedAggregate
+from adapters.service.signed_images import SignedImages
 from adapters.service.transaction_ids import TransactionIds
 from adapters.service.upload_tokens import UploadTokens
 from adapters.store import EventStore, FileStore, GroupCommitter
@@ -58,14 +60,21 @@ FILES = web.AppKey("files", FileStore)
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
 CERTIFICATE_SIGNER = web.AppKey("certificate_signer", CertificateSigner)
 SECURITY_PROFILES = web.AppKey("security_profiles", SecurityProfiles)
+SIGNED_IMAGES = web.AppKey("signed_images", SignedImages)
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
-    """Configures ``app`` to start the central system on ``store_url`` and stop it in order."""
+    """Configures ``app`` to start the central system on ``store_url`` and stop it in order.
+
+    Raises SigningSetupError when the firmware signing key or certificate cannot be used.
+    """
     app[STORE_URL] = store_url
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[FILES] = FileStore(settings.data_dir, settings.max_file_size)
+    # Read now, so a key or certificate that cannot sign stops serve before it listens (SigningSetupError).
+    signer = load_signer(settings.firmware_signing_key, settings.firmware_signing_cert)
+    app[SIGNED_IMAGES] = SignedImages(app[FILES], settings.public_url, signer)
     app.cleanup_ctx.extend([
         event_store, group_commit, read_models, authorization, tariffs, transaction_ids,
         charge_points, following_the_store, reservation_timer,

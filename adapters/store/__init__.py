@@ -14,7 +14,17 @@ from adapters.store.event_store import (
     project_events,
     state_at,
 )
-from adapters.store.file_store import BadFileName, FileStore, FileTooLarge, Received, StoredFile, safe_name
+from adapters.store.file_store import (
+    BadFileName,
+    FileStore,
+    FileTooLarge,
+    Received,
+    StoredFile,
+    read_record,
+    remove_record,
+    safe_name,
+    write_record,
+)
 from adapters.store.group_commit import AggregateHandle, Command, CommitListener, GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
 from adapters.store.side_tables import SideTables
@@ -39,9 +49,12 @@ __all__ = [
     "StoredFile",
     "parse_store_url",
     "project_events",
+    "read_record",
+    "remove_record",
     "safe_name",
     "schema_lock",
     "state_at",
     "stored_events_of",
     "verify",
+    "write_record",
 ]

@@ -1,7 +1,8 @@
-"""Files beside the store: firmware images for charge points, diagnostics from them.
+"""Files beside the store: firmware images for charge points, diagnostics and logs from them.
 
-The data directory holds ``firmware/{name}`` and
-``diagnostics/{chargePointId}/{fileName}``. Names come from URLs and upload
+The data directory holds ``firmware/{name}`` (and each image's signature
+beside it, ``firmware/.{name}.signature.json``, when images are signed),
+``diagnostics/{chargePointId}/{fileName}`` and ``logs/{chargePointId}/{fileName}``. Names come from URLs and upload
 forms, so they are sanitised to one plain path segment; bodies are streamed
 to a temporary file with a size limit and moved into place only when whole,
 so a reader never sees half a file.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import stat
@@ -19,7 +21,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 from urllib.parse import quote
 
 from domain.timestamps import format_ocpp_time
@@ -83,9 +85,19 @@ class FileStore:
         return self.root / "firmware"
 
     def diagnostics_dir(self, charge_point_id: str) -> Path:
+        return self._charge_point_dir("diagnostics", charge_point_id)
+
+    def firmware_signature(self, name: str) -> Path:
+        """Where an image's signature is kept: beside it, hidden, so never listed or served as an image."""
+        return self.firmware_dir() / f".{safe_name(name)}.signature.json"
+
+    def logs_dir(self, charge_point_id: str) -> Path:
+        return self._charge_point_dir("logs", charge_point_id)
+
+    def _charge_point_dir(self, kind: str, charge_point_id: str) -> Path:
         # Percent-encoded (dots too): one folder per charge point, never shared
         # ("cp:1" and "cp_1" differ) and never a path such as "..".
-        return self.root / "diagnostics" / quote(charge_point_id, safe="").replace(".", "%2E")
+        return self.root / kind / quote(charge_point_id, safe="").replace(".", "%2E")
 
     async def receive(self, directory: Path, name: str, chunks: AsyncIterator[bytes]) -> Received:
         """Streams the body to a hidden temporary file in ``directory``, whole and synced, not yet in place.
@@ -170,6 +182,30 @@ class FileStore:
         except FileNotFoundError:  # deleted by someone else a moment ago
             return False
         return True
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Writes a small JSON record whole (a temporary file moved over the name), synced."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".record-")
+    try:
+        with os.fdopen(handle, "wb") as target:
+            target.write(json.dumps(record).encode())
+            os.fsync(target.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_bytes()))
+    except FileNotFoundError:
+        return None
+
+
+def remove_record(path: Path) -> None:
+    _remove(str(path))
 
 
 def _format_mtime(mtime: float) -> str:

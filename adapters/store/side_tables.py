@@ -37,6 +37,25 @@ class SideTables:
             "CREATE TABLE IF NOT EXISTS csms_upload_tokens"
             " (token_hash TEXT PRIMARY KEY, charge_point_id TEXT NOT NULL, expires_at BIGINT NOT NULL)"
         )
+        # Since GetLog: what a token is for (diagnostics, logs) and what its upload belongs to (JSON).
+        self._add_column("csms_upload_tokens", "kind", "TEXT NOT NULL DEFAULT 'diagnostics'")
+        self._add_column("csms_upload_tokens", "detail", "TEXT")
+
+    def _add_column(self, table: str, column: str, definition: str) -> None:
+        """Adds a column a table created by an older version lacks (several nodes may try at once)."""
+        if self._postgres:
+            # Looked up first: ALTER TABLE would lock the table against the nodes serving from it.
+            if not self._run("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                             " AND table_name = ? AND column_name = ?", (table, column)):
+                self._run(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}")
+            return
+        if column in {row[1] for row in self._run(f"PRAGMA table_info({table})")}:
+            return
+        try:
+            self._run(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        except sqlite3.OperationalError as failure:
+            if "duplicate column" not in str(failure):
+                raise
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._postgres:
@@ -69,21 +88,23 @@ class SideTables:
                 (charge_point_id, password_hash),
             )
 
-    def add_upload_token(self, token_hash: str, charge_point_id: str, expires_at: int, now: int) -> None:
+    def add_upload_token(self, token_hash: str, charge_point_id: str, expires_at: int, now: int,
+                         kind: str = "diagnostics", detail: str | None = None) -> None:
         """Keeps an upload token's hash until ``expires_at`` (Unix seconds); expired ones go meanwhile."""
         self._run("DELETE FROM csms_upload_tokens WHERE expires_at <= ?", (now,))
         self._run(
-            "INSERT INTO csms_upload_tokens (token_hash, charge_point_id, expires_at) VALUES (?, ?, ?)",
-            (token_hash, charge_point_id, expires_at),
+            "INSERT INTO csms_upload_tokens (token_hash, charge_point_id, expires_at, kind, detail)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (token_hash, charge_point_id, expires_at, kind, detail),
         )
 
-    def upload_token_holder(self, token_hash: str, now: int) -> str | None:
-        """The charge point an unexpired upload token with this hash was issued for, if any."""
+    def upload_token_holder(self, token_hash: str, now: int) -> tuple[str, str, str | None] | None:
+        """The charge point, kind and detail of an unexpired upload token with this hash, if any."""
         rows = self._run(
-            "SELECT charge_point_id FROM csms_upload_tokens WHERE token_hash = ? AND expires_at > ?",
+            "SELECT charge_point_id, kind, detail FROM csms_upload_tokens WHERE token_hash = ? AND expires_at > ?",
             (token_hash, now),
         )
-        return rows[0][0] if rows else None
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def close(self) -> None:
         self._conn.close()

@@ -1,8 +1,12 @@
-"""Upload tokens of GetDiagnostics locations: per request, per charge point, for 24 hours, in the store."""
+"""Upload tokens of GetDiagnostics and GetLog locations: per request, per charge point and kind, for 24 hours,
+in the store."""
 
 from __future__ import annotations
 
-from adapters.service.upload_tokens import TOKEN_LIFETIME, UploadTokens
+import hashlib
+
+from adapters.service.upload_tokens import DIAGNOSTICS, LOGS, TOKEN_LIFETIME, Grant, UploadTokens
+from adapters.store import EventStore
 
 PUBLIC_URL = "https://csms.example.com"
 
@@ -36,3 +40,45 @@ async def test_each_request_gets_a_token_of_its_own_and_only_own_locations_are_r
     assert await tokens.with_location("CP-T3", "GetDiagnostics", elsewhere) == elsewhere
     assert await tokens.with_location("CP-T3", "GetDiagnostics", other_cp) == other_cp
     assert not await tokens.valid("CP-T3", "x" * 43)
+
+
+async def test_a_get_log_location_gets_a_token_for_logs_alone_with_its_request(store, clock):
+    tokens = UploadTokens(store.side, PUBLIC_URL, clock)
+    request = {"logType": "SecurityLog", "requestId": 12, "log": {"remoteLocation": f"{PUBLIC_URL}/logs/CP-T4/",
+                                                                  "oldestTimestamp": "2030-01-01T00:00:00Z"}}
+
+    sent = await tokens.with_location("CP-T4", "GetLog", request)
+    token = sent["log"]["remoteLocation"].rstrip("/").rsplit("/", 1)[1]
+    diagnostics = (await tokens.issue("CP-T4")).rstrip("/").rsplit("/", 1)[1]
+
+    assert sent["log"]["remoteLocation"] == f"{PUBLIC_URL}/logs/CP-T4/{token}/"
+    assert sent["log"]["oldestTimestamp"] == "2030-01-01T00:00:00Z" and sent["requestId"] == 12
+    assert await tokens.grant("CP-T4", token, LOGS) == Grant("CP-T4", LOGS, {"requestId": 12,
+                                                                              "logType": "SecurityLog"})
+    assert await tokens.grant("CP-T4", token, DIAGNOSTICS) is None  # a log location is no diagnostics one
+    assert await tokens.grant("CP-T4", diagnostics, LOGS) is None  # nor the other way round
+    assert await tokens.with_location("CP-T4", "GetLog", {**request, "log": {"remoteLocation": "ftp://x/"}}) == {
+        **request, "log": {"remoteLocation": "ftp://x/"}}
+
+
+async def test_a_token_table_of_an_older_version_gains_its_kind_and_its_tokens_stay_valid_for_diagnostics(
+        store_url, clock):
+    token = "B" * 43
+    old = EventStore(store_url)  # the table as the version before GetLog made it, with one token in it
+    try:
+        old.side._run("DROP TABLE csms_upload_tokens")
+        old.side._run("CREATE TABLE csms_upload_tokens"
+                      " (token_hash TEXT PRIMARY KEY, charge_point_id TEXT NOT NULL, expires_at BIGINT NOT NULL)")
+        old.side._run("INSERT INTO csms_upload_tokens VALUES (?, ?, ?)",
+                      (hashlib.sha256(token.encode()).hexdigest(), "CP-OLD", int(clock().timestamp()) + 60))
+    finally:
+        old.close()
+
+    upgraded = [EventStore(store_url), EventStore(store_url)]  # two nodes starting: the second finds it done
+    try:
+        tokens = UploadTokens(upgraded[1].side, PUBLIC_URL, clock)
+        assert await tokens.grant("CP-OLD", token, DIAGNOSTICS) == Grant("CP-OLD", DIAGNOSTICS, {})
+        assert await tokens.grant("CP-OLD", token, LOGS) is None
+    finally:
+        for store in upgraded:
+            store.close()

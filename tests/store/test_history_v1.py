@@ -57,6 +57,7 @@ UNMATCHED_STOPS = [
 
 # What the charge point view shows of the security extension's state before any of it happened.
 VIEW_ADDED_IN_V4: dict[str, Any] = {"installedCertificates": {}, "chargePointCertificate": None}
+SECURITY_VIEW_KEYS = ("lastCriticalSecurityEvent", "logStatus", "logUpload", "signedFirmware")
 
 
 def expected() -> dict[str, Any]:
@@ -74,6 +75,8 @@ def expected() -> dict[str, Any]:
         view = charge_point["view"]
         view.setdefault("securityProfile", 1 if view["hasPassword"] else 0)
         view.setdefault("certificateName", view["id"])
+        for key in SECURITY_VIEW_KEYS:  # and how the view shows it
+            charge_point["view"].setdefault(key, None)
     read_models = recorded["read_models"]
     read_models["billing_transactions"] = [row for row in read_models["billing_transactions"]
                                            if row["start_timestamp"] is not None]

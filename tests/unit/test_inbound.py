@@ -121,6 +121,9 @@ EXAMPLES: dict[str, tuple[Payload, str]] = {
     "SecurityEventNotification": ({"type": "TamperDetectionActivated", "timestamp": STARTED_AT},
                                   "SecurityEventReported"),
     "SignCertificate": ({"csr": "-----BEGIN CERTIFICATE REQUEST-----"}, "CertificateSigningRequested"),
+    "LogStatusNotification": ({"status": "Uploading", "requestId": 7}, "LogStatusReported"),
+    "SignedFirmwareStatusNotification": ({"status": "InvalidSignature", "requestId": 3},
+                                         "SignedFirmwareStatusReported"),
 }
 
 
