@@ -30,9 +30,9 @@ from domain.facts import Payload
 PROFILES = (0, 1, 2, 3)
 SECURITY_PROFILE_KEY = "securityprofile"  # configuration keys are CiString50: any case
 AUTHORIZATION_KEY = "authorizationkey"
-# Whitepaper edition 3 (as OCPP 2.0.1's passwordString): 16 to 40 characters, letters, digits and
-# * - _ = : + | @ . (edition 2's 16-40 hexadecimal digits are a subset).
-AUTHORIZATION_KEY_TEXT = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{16,40}")
+# OCPP 1.6 Security Whitepaper (and the certification tool's TC_073_CSMS): an AuthorizationKey is the
+# hexadecimal form of the Basic-auth password, which is 16 to 20 bytes (ideally random): 32 to 40 hex digits.
+AUTHORIZATION_KEY_TEXT = re.compile(r"(?:[0-9A-Fa-f]{2}){16,20}")
 CENTRAL_SYSTEM_ROOT = "CentralSystemRootCertificate"
 
 
@@ -195,6 +195,6 @@ def change_configuration_refusal(cp: Profiled, request: Payload, now: datetime) 
             return (f"the charge point is at security profile {profile_of(cp)}: a profile is never lowered "
                     "through OCPP (Whitepaper A00.FR.005)")
     if key == AUTHORIZATION_KEY and AUTHORIZATION_KEY_TEXT.fullmatch(value) is None:
-        return ("an AuthorizationKey is 16 to 40 characters of letters, digits and * - _ = : + | @ . "
-                "(Security Whitepaper)")
+        return ("an AuthorizationKey is the hexadecimal form of a 16 to 20 byte password: 32 to 40 hex digits, "
+                "an even number (OCPP 1.6 Security Whitepaper)")
     return None

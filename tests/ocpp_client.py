@@ -28,7 +28,7 @@ class ChargePointClient:
     `next_call` returns the next CALL the central system sent us, and
     `reply`/`reply_error` answer it."""
 
-    def __init__(self, base_ws_url: str, charge_point_id: str, password: str | None = None,
+    def __init__(self, base_ws_url: str, charge_point_id: str, password: str | bytes | None = None,
                  protocols: tuple[str, ...] = ("ocpp1.6",), tls: ssl.SSLContext | None = None) -> None:
         self.url = f"{base_ws_url}/ocpp/{charge_point_id}"
         self.tls = tls  # for wss://: the client's TLS context (trusted CAs, its certificate)
@@ -55,7 +55,9 @@ class ChargePointClient:
     async def connect(self) -> None:
         headers = {}
         if self.password is not None:
-            token = base64.b64encode(f"{self.id}:{self.password}".encode()).decode()
+            # bytes: an AuthorizationKey's password, any 16 to 20 bytes (not always UTF-8)
+            secret = self.password if isinstance(self.password, bytes) else self.password.encode()
+            token = base64.b64encode(self.id.encode() + b":" + secret).decode()
             headers["Authorization"] = f"Basic {token}"
         self.session = aiohttp.ClientSession()
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.security.x509_reading import Unreadable, read_certificate
 from adapters.service.chargepoints import ChargePoints
-from adapters.service.passwords import PendingKeys, hash_password
+from adapters.service.passwords import PendingKeys, hash_password, key_password
 from adapters.service.sessions import NotConnected, Sessions
 from adapters.service.settings import Clock
 from adapters.store import SideTables
@@ -83,7 +83,7 @@ class Commands:
         new_password = sets_password(action, payload)
         if new_password is None:
             return await session.call(action, payload)
-        pending_hash = await asyncio.to_thread(hash_password, new_password)
+        pending_hash = await asyncio.to_thread(hash_password, key_password(new_password))
         self._pending_keys.add(charge_point_id, pending_hash)
         try:
             reply = await session.call(action, payload)

@@ -24,6 +24,7 @@ from adapters.service.passwords import (
     PendingKeys,
     VerifiedPasswords,
     basic_credentials,
+    presented_passwords,
 )
 from adapters.service.sessions import Session, Sessions
 from adapters.service.settings import Clock
@@ -107,11 +108,12 @@ class Connections:
         if wait:
             # Answered without hashing: guessing costs the guesser time, not us CPU.
             raise Refused(401, "too many wrong passwords; try again later", retry_after=math.ceil(wait.total_seconds()))
-        if await self._check(credentials[1], stored_hash):
+        candidates = presented_passwords(credentials[1])
+        if await self._check_any(candidates, stored_hash):
             self._failed_ids.succeeded(charge_point_id)
             return
         for pending_hash in self._pending_keys.of(charge_point_id):
-            if await self._check(credentials[1], pending_hash):
+            if await self._check_any(candidates, pending_hash):
                 self._failed_ids.succeeded(charge_point_id)
                 break
         else:
@@ -123,6 +125,12 @@ class Connections:
         await self._charge_points.adopt_password_hash(
             charge_point_id, pending_hash, "charge point adopted the new AuthorizationKey"
         )
+
+    async def _check_any(self, passwords: list[str], stored_hash: str) -> bool:
+        for password in passwords:
+            if await self._check(password, stored_hash):
+                return True
+        return False
 
     async def _check(self, password: str, stored_hash: str) -> bool:
         """The password against a hash, on the hashing thread; 503 when too many checks wait."""

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -14,9 +15,34 @@ MAX_ITERATIONS = 10_000_000
 SCHEME = "pbkdf2_sha256"
 
 
+# A Basic-auth password is bytes: an AuthorizationKey's (OCPP 1.6 Security Whitepaper) is any 16 to 20
+# random bytes. As str it is held with each byte that is not UTF-8 as a lone surrogate, so it round-trips.
+SURROGATES = "surrogateescape"
+# An AuthorizationKey is the hexadecimal form of its password (Whitepaper; OCPP CTT TC_073_CSMS).
+AUTHORIZATION_KEY = re.compile(r"(?:[0-9A-Fa-f]{2}){16,20}")
+
+
+def _raw(password: str) -> bytes:
+    return password.encode("utf-8", SURROGATES)
+
+
+def key_password(authorization_key: str) -> str:
+    """The Basic-auth password a charge point uses once it accepted this AuthorizationKey: its bytes."""
+    return bytes.fromhex(authorization_key).decode("utf-8", SURROGATES)
+
+
+def presented_passwords(password: str) -> list[str]:
+    """What a presented Basic-auth password may stand for: itself, and, when it is an AuthorizationKey's
+    hexadecimal text (charge points that send the key as it came rather than the bytes it stands for),
+    the bytes it stands for too."""
+    if AUTHORIZATION_KEY.fullmatch(password):
+        return [password, key_password(password)]
+    return [password]
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, ITERATIONS)
+    digest = hashlib.pbkdf2_hmac("sha256", _raw(password), salt, ITERATIONS)
     return f"{SCHEME}${ITERATIONS}${salt.hex()}${digest.hex()}"
 
 
@@ -27,22 +53,24 @@ def verify_password(password: str, stored: str) -> bool:
         if not 0 < rounds <= MAX_ITERATIONS:
             return False  # a corrupt row refuses the charge point; it must not hang or crash
         expected = bytes.fromhex(digest)
-        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), rounds)
+        candidate = hashlib.pbkdf2_hmac("sha256", _raw(password), bytes.fromhex(salt), rounds)
     except (ValueError, OverflowError):
         return False
     return scheme == SCHEME and hmac.compare_digest(candidate, expected)
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """The (user, password) of an HTTP Basic Authorization header, if well formed."""
+    """The (user, password) of an HTTP Basic Authorization header, if well formed.
+
+    The user (a charge point id) is UTF-8 text; the password any bytes (see SURROGATES).
+    """
     if not header or not header.lower().startswith("basic "):
         return None
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        user, sep, password = base64.b64decode(header[6:].strip(), validate=True).partition(b":")
+        return (user.decode("utf-8"), password.decode("utf-8", SURROGATES)) if sep else None
     except (binascii.Error, UnicodeDecodeError):
         return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
 
 
 class VerifiedPasswords:
@@ -55,7 +83,7 @@ class VerifiedPasswords:
         self._matched: dict[str, bytes] = {}
 
     def check(self, password: str, stored: str) -> bool:
-        fingerprint = hashlib.sha256(password.encode()).digest()
+        fingerprint = hashlib.sha256(_raw(password)).digest()
         known = self._matched.get(stored)
         if known is not None and hmac.compare_digest(known, fingerprint):
             return True

@@ -542,8 +542,14 @@ async def wait_for_pending_commands(operator: Operator, charge_point_id: str, co
 # ---- the AuthorizationKey (OCPP 1.6 security profile 1) -------------------------------------
 
 
+def key_of(password: str | bytes) -> str:
+    """The AuthorizationKey that sets a password: its hexadecimal form (OCPP 1.6 Security Whitepaper)."""
+    return (password if isinstance(password, bytes) else password.encode()).hex()
+
+
 async def test_an_accepted_authorization_key_is_the_new_password_and_is_never_shown(server, operator):
-    old, new = "initial-password-1", "Rotated-AuthorizationKey-0042"
+    old, password = "initial-password-1", "Rotated-Key-0042"
+    new = key_of(password)
     async with connected(server, operator, "CMD-AUTHKEY", password=old) as cp:
         _, status, body = await exchange(cp, operator, "ChangeConfiguration",
                                          {"key": "AuthorizationKey", "value": new}, {"status": "Accepted"})
@@ -553,22 +559,50 @@ async def test_an_accepted_authorization_key_is_the_new_password_and_is_never_sh
         await ChargePointClient(ws_base(server), "CMD-AUTHKEY", password=old).connect()
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused_none:
         await ChargePointClient(ws_base(server), "CMD-AUTHKEY").connect()
-    async with ChargePointClient(ws_base(server), "CMD-AUTHKEY", password=new) as cp:
+    # The Whitepaper's charge point decodes the key: its password is the bytes the hex stands for.
+    async with ChargePointClient(ws_base(server), "CMD-AUTHKEY", password=password) as cp:
         assert (await cp.call("Heartbeat", {}))["currentTime"]
 
     assert refused_old.value.status == refused_none.value.status == 401
     texts = await everything_the_api_says_about(operator, "CMD-AUTHKEY")
-    assert all(new not in text for text in texts)
+    assert all(new not in text and password not in text for text in texts)
     status_now = await status_of(operator, "CMD-AUTHKEY")
     assert status_now["configuration"]["AuthorizationKey"]["value"] == "<hidden>"
     assert status_now["hasPassword"] is True
-    assert not stored_anywhere(server, new)
+    assert not stored_anywhere(server, new) and not stored_anywhere(server, password)
+
+
+async def test_an_authorization_key_of_random_bytes_admits_those_bytes_and_its_hex_text(server, operator):
+    password = bytes([0xFF, 0x00, 0x3A, 0x80]) + bytes(range(0xF0, 0x100))  # 20 bytes, not UTF-8, a colon
+    async with connected(server, operator, "CMD-AUTHKEY-BIN", password="initial-password-b") as cp:
+        await exchange(cp, operator, "ChangeConfiguration", {"key": "AuthorizationKey", "value": key_of(password)},
+                       {"status": "Accepted"})
+
+    async with ChargePointClient(ws_base(server), "CMD-AUTHKEY-BIN", password=password) as cp:
+        assert (await cp.call("Heartbeat", {}))["currentTime"]
+    # A charge point that sends the key as it came, not the bytes it stands for, is let in too.
+    async with ChargePointClient(ws_base(server), "CMD-AUTHKEY-BIN", password=key_of(password)) as cp:
+        assert (await cp.call("Heartbeat", {}))["currentTime"]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await ChargePointClient(ws_base(server), "CMD-AUTHKEY-BIN", password=password[:-1] + b"\x00").connect()
+    assert refused.value.status == 401
+
+
+async def test_an_authorization_key_that_is_not_the_hex_form_of_16_to_20_bytes_is_not_sent(server, operator):
+    async with connected(server, operator, "CMD-AUTHKEY-BAD", password="initial-password-c") as cp:
+        for bad in ("Rotated-AuthorizationKey-0042", key_of("15-bytes-secret"), key_of("21-bytes-secret-value"),
+                    key_of("Rotated-Key-0042")[:-1]):
+            status, body = await operator.command("CMD-AUTHKEY-BAD", "ChangeConfiguration",
+                                                  {"key": "AuthorizationKey", "value": bad})
+            assert status == 422 and "hex" in body["error"] and bad not in body["error"]
+        await assert_nothing_was_sent(cp, operator)
 
 
 @pytest.mark.parametrize("comes_back_with", ["old", "new"])
 async def test_while_a_new_authorization_key_is_outstanding_either_key_admits(server, operator, comes_back_with):
     charge_point_id = f"CMD-AUTHKEY-LOST-{comes_back_with}"
-    keys = {"old": f"initial-password-{comes_back_with}", "new": f"Pending-AuthorizationKey-{comes_back_with}"}
+    # Coming back with the new key's hex text as it came (compatibility): it stands for "Pending-Key-0-..."
+    keys = {"old": f"initial-password-{comes_back_with}", "new": key_of(f"Pending-Key-0-{comes_back_with}")}
     async with connected(server, operator, charge_point_id, password=keys["old"]) as cp:
         command = send(operator, charge_point_id, "ChangeConfiguration", {"key": "AuthorizationKey",
                                                                           "value": keys["new"]})
@@ -589,7 +623,7 @@ async def test_while_a_new_authorization_key_is_outstanding_either_key_admits(se
 
 
 async def test_a_rejected_authorization_key_leaves_the_password_as_it_was(server, operator):
-    old, refused = "initial-password-2", "Refused-AuthorizationKey-0043"
+    old, refused = "initial-password-2", key_of("Refused-Key-0043")
     async with connected(server, operator, "CMD-AUTHKEY-NO", password=old) as cp:
         await exchange(cp, operator, "ChangeConfiguration", {"key": "AuthorizationKey", "value": refused},
                        {"status": "Rejected"})
@@ -627,7 +661,7 @@ async def test_an_authorization_key_that_get_configuration_reports_is_not_stored
 
 
 async def test_an_authorization_key_in_another_case_is_still_the_password_and_still_secret(server, operator):
-    old, new = "initial-password-3", "Lowercase-AuthorizationKey-0046"
+    old, new = "initial-password-3", key_of("Lowercase-Key-0046")
     async with connected(server, operator, "CMD-AUTHKEY-CASE", password=old) as cp:
         await exchange(cp, operator, "ChangeConfiguration", {"key": "authorizationkey", "value": new},
                        {"status": "Accepted"})

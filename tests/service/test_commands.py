@@ -25,7 +25,8 @@ from tests.stories import event_names
 CP = "CP-1"
 PASSWORD = "Correct-Horse-42"
 NEW_PASSWORD = "Battery-Staple-77"
-NEW_KEY = {"key": "AuthorizationKey", "value": NEW_PASSWORD}
+# An AuthorizationKey is its password's hexadecimal form (OCPP 1.6 Security Whitepaper).
+NEW_KEY = {"key": "AuthorizationKey", "value": NEW_PASSWORD.encode().hex()}
 
 
 @pytest.fixture

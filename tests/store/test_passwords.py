@@ -7,7 +7,14 @@ import base64
 import pytest
 
 import adapters.service.passwords as passwords
-from adapters.service.passwords import VerifiedPasswords, basic_credentials, hash_password, verify_password
+from adapters.service.passwords import (
+    VerifiedPasswords,
+    basic_credentials,
+    hash_password,
+    key_password,
+    presented_passwords,
+    verify_password,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -114,8 +121,10 @@ def test_a_changed_password_starts_cold_and_the_old_one_no_longer_passes() -> No
         (basic(b"CP-1:pa:ss:word"), ("CP-1", "pa:ss:word")),  # the password may hold colons
         (basic(b"CP-1:"), ("CP-1", "")),
         (basic("CP-1:pässwört".encode()), ("CP-1", "pässwört")),
+        # An AuthorizationKey's password is any bytes: held as text that encodes back to them.
+        (basic(b"CP-1:\xff\xfe"), ("CP-1", b"\xff\xfe".decode("utf-8", "surrogateescape"))),
     ],
-    ids=["plain", "lower case scheme", "extra spaces", "colons in password", "empty password", "utf-8"],
+    ids=["plain", "lower case scheme", "extra spaces", "colons in password", "empty password", "utf-8", "bytes"],
 )
 def test_a_well_formed_basic_header_gives_its_user_and_password(header: str, credentials: tuple[str, str]) -> None:
     assert basic_credentials(header) == credentials
@@ -132,11 +141,34 @@ def test_a_well_formed_basic_header_gives_its_user_and_password(header: str, cre
         "Basic not base64!",
         "Basic " + base64.b64encode(b"CP-1:secret").decode()[:-2],  # padding cut off
         basic(b"no colon at all"),
-        basic(b"CP-1:\xff\xfe"),  # not UTF-8
+        basic(b"\xff\xfe:secret"),  # a user (a charge point id) that is not UTF-8
         "Basicx" + base64.b64encode(b"CP-1:secret").decode(),
     ],
     ids=["none", "empty", "scheme only", "scheme and space", "bearer", "not base64", "bad padding", "no colon",
-         "not utf-8", "no space"],
+         "user not utf-8", "no space"],
 )
 def test_a_malformed_header_gives_no_credentials(header: str | None) -> None:
     assert basic_credentials(header) is None
+
+
+# ---- AuthorizationKeys (OCPP 1.6 Security Whitepaper: the hexadecimal form of the password) -------------
+
+
+def test_an_authorization_keys_password_is_the_bytes_it_stands_for_and_they_hash_as_bytes() -> None:
+    secret = bytes([0xFF, 0x00, 0x3A]) + bytes(range(0xF0, 0x100))  # 19 bytes, not UTF-8, with a colon
+    password = key_password(secret.hex())
+
+    stored = hash_password(password)
+
+    assert password.encode("utf-8", "surrogateescape") == secret
+    header = basic(b"CP-1:" + secret)
+    presented = basic_credentials(header)
+    assert presented is not None and verify_password(presented[1], stored)
+    assert not verify_password(secret.hex(), stored)
+
+
+def test_a_presented_hex_key_also_stands_for_its_bytes_and_other_text_only_for_itself() -> None:
+    key = b"Battery-Staple-77".hex()
+    assert presented_passwords(key) == [key, "Battery-Staple-77"]
+    assert presented_passwords("Battery-Staple-77") == ["Battery-Staple-77"]
+    assert presented_passwords("abcd" * 4) == ["abcd" * 4]  # 8 bytes: no key

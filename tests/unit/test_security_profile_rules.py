@@ -121,10 +121,14 @@ def test_a_rejected_security_profile_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize("key, ok", [
-    ("0123456789abcdef", True), ("A" * 40, True), ("pass*-_=:+|@.word", True),
-    ("short", False), ("A" * 41, False), ("with space in it!", False), ("ümlaut-characters", False), ("", False),
+    ("0123456789abcdef" * 2, True), ("A" * 40, True), ("aB" * 18, True), (bytes(range(16)).hex(), True),
+    ("0123456789abcdef", False),  # 8 bytes: too short
+    ("A" * 42, False),  # 21 bytes: too long
+    ("A" * 33, False),  # not a whole number of bytes
+    ("pass*-_=:+|@.word-and-more-of-it", False),  # not hexadecimal
+    ("g" * 32, False), ("with space in it!", False), ("ümlaut-characters", False), ("", False),
 ])
-def test_an_authorization_key_is_16_to_40_allowed_characters(key: str, ok: bool) -> None:
+def test_an_authorization_key_is_the_hex_form_of_16_to_20_bytes(key: str, ok: bool) -> None:
     reason = change_configuration_refusal(with_password(), {"key": "AuthorizationKey", "value": key}, NOW)
     assert (reason is None) == ok
     if reason is not None:
