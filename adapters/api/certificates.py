@@ -77,6 +77,7 @@ ROUTES = [
         "The CSRs charge points sent (SignCertificate) and what became of each",
         description="status: pending (waiting to be signed), rejected (the CSR or an operator refused it), "
         "issued (signed and sent), accepted or refused (the charge point's answer to CertificateSigned).",
+        replies={200: "CertificateRequestList"},
         errors={400: "an unknown status", 404: "unknown charge point"},
         query=(Query("status", "string", ", ".join(STATUSES)), Query("chargePointId", "string", "only its")),
     ),
@@ -90,7 +91,7 @@ ROUTES = [
     ),
     Route(
         "POST", "/api/certificate-requests/{requestId}/reject", reject,
-        "Refuse a pending CSR: {\"reason\"?}",
+        "Refuse a pending CSR: {\"reason\"?}", body="CertificateRequestRejection",
         errors={404: "unknown certificate request", 409: "decided already", 422: "a reason that is not a text"},
     ),
     Route(
@@ -98,6 +99,7 @@ ROUTES = [
         "Install this CSMS's root certificate on the charge point (InstallCertificate CentralSystemRootCertificate)",
         description="The root of the CA the central system signs with (built in, or --ca-cert), unless the body "
         "gives {\"certificate\": PEM}. Replies with the charge point's answer; Accepted becomes CertificateInstalled.",
+        body="CsmsRootInstallation",
         errors={**CALL_ERRORS, 409: "the charge point is not connected, or no CA is configured"},
     ),
 ]

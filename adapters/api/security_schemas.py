@@ -16,6 +16,28 @@ SECURITY_SCHEMAS: dict[str, Any] = {
         "required": ["profile"],
         "properties": {"profile": {"type": "integer", "enum": [0, 1, 2, 3]}},
     },
+    "CertificateRequestRejection": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "description": "why, recorded with the rejection"}},
+    },
+    "CsmsRootInstallation": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"certificate": {"type": "string", "maxLength": 5500, "description": "a PEM X.509 "
+                                       "certificate to install instead of the root of the CA this CSMS signs with"}},
+    },
+    "CertificateRequestList": {
+        "type": "object",
+        "required": ["certificateRequests"],
+        "properties": {"certificateRequests": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "chargePointId", "subject", "keyType", "received", "status"],
+            "properties": {name: {"type": "string"} for name in (
+                "id", "chargePointId", "subject", "keyType", "received", "status", "approval", "reason",
+                "serialNumber", "fingerprint", "chargePointAnswer", "decidedAt")},
+        }}},
+    },
     "SecurityProfileRaised": {
         "type": "object",
         "required": ["status", "securityProfile"],
