@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, AsyncIterator, Iterator
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
 from projections.runner import TABLES
@@ -601,3 +602,26 @@ async def test_an_id_tag_blocked_on_one_node_is_blocked_on_another(postgres_stor
                                                          "meterStart": 0, "timestamp": at(datetime.now(UTC))})
 
     assert started["idTagInfo"]["status"] == "Blocked"
+
+
+async def test_a_password_set_on_one_node_is_required_by_another(postgres_store, server_factory):
+    # What a handshake is held to (password, security profile) is kept per node: another node's change
+    # reaches it within seconds (adapters/service/admission_facts.py KEEP_FOR).
+    node_a = server_factory.start(postgres_store)
+    node_b = server_factory.start(postgres_store)
+    async with Operator(node_a.http) as on_a:
+        await on_a.register("RM-NODE-PASSWORD")
+        async with ChargePointClient(ws_base(node_b), "RM-NODE-PASSWORD") as cp:  # B keeps "no password"
+            await cp.call("Heartbeat", {})
+        await on_a.register("RM-NODE-PASSWORD", password="a-password-set-on-a")
+
+        async def refused_without_it() -> bool:
+            try:
+                async with ChargePointClient(ws_base(node_b), "RM-NODE-PASSWORD"):
+                    return False
+            except aiohttp.WSServerHandshakeError as refused:
+                return refused.status == 401
+
+        await on_the_other_node(refused_without_it)
+        async with ChargePointClient(ws_base(node_b), "RM-NODE-PASSWORD", password="a-password-set-on-a") as cp:
+            assert (await cp.call("Heartbeat", {}))["currentTime"]
