@@ -9,11 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Collection, Iterable, Sequence
 
+from eventsourcing.utils import resolve_topic
+
 from adapters.service.shared_aggregate import SharedAggregate
 from domain.chargepoint import topic
 from domain.idtags import IdTagRegistry, id_tag_info, start_id_tag_info, tag_key
 
 STARTED = topic("TransactionStarted")
+HELD_EVENTS: tuple[type, ...] = (resolve_topic(STARTED),)  # what ActiveTransactions counts from its decision
 STOPPED = topic("TransactionStopped")
 ENDED_BY_OPERATOR = topic("TransactionEndedByOperator")
 ENDED_AS_STALE = topic("TransactionEndedAsStale")

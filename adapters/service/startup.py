@@ -17,7 +17,7 @@ from aiohttp import web
 from adapters.security.ca import CertificateAuthority
 from adapters.security.csr import read_csr
 from adapters.security.firmware_signing import load_signer
-from adapters.service.authorization import Authorizer
+from adapters.service.authorization import HELD_EVENTS, Authorizer
 from adapters.service.certificate_signing import CertificateSigner
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.commands import Commands
@@ -110,7 +110,7 @@ async def authorization(app: web.Application) -> AsyncIterator[None]:
     authorizer = app[AUTHORIZER] = Authorizer(id_tags)
     authorizer.active.load(await asyncio.to_thread(billing.accepted_open_transactions, app[READ_MODELS]))
     app[COMMITTER].add_listener(authorizer.active.observe)
-    app[COMMITTER].add_hold(authorizer.active)
+    app[COMMITTER].add_hold(authorizer.active, HELD_EVENTS)
     # Another node's change to the id tags reaches us through the read models,
     # which follow every node's events.
     app[READ_MODELS].watch(REGISTRY_ID, id_tags.follow)

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 from adapters.store.event_store import SNAPSHOT_INTERVAL, ConflictError, EventStore, NotRegistered
 from domain.chargepoint import ChargePoint
@@ -47,6 +47,7 @@ class _Pending:
     events: Sequence[Any]
     snapshot_of: Any
     future: asyncio.Future[None]
+    held: bool = False  # holds were told of these events: tell them when they are settled
 
 
 _STOP = object()
@@ -59,6 +60,7 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._listeners: list[CommitListener] = []
         self._holds: list[Hold] = []
+        self._held_types: set[type] = set()  # the event classes any hold counts
         self._recorded_listeners: list[Callable[[list[tuple[int, Any]]], None]] = []
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.batches = 0
@@ -75,8 +77,11 @@ class GroupCommitter:
         """Called on the event loop with each committed batch of events."""
         self._listeners.append(listener)
 
-    def add_hold(self, hold: Hold) -> None:
+    def add_hold(self, hold: Hold, event_types: Iterable[type]) -> None:
+        """``hold`` is told of commits holding an event of one of ``event_types`` (only those: a set
+        lookup per commit is all the others cost)."""
         self._holds.append(hold)
+        self._held_types.update(event_types)
 
     async def commit(self, events: Sequence[Any], snapshot_of: Any = None) -> None:
         """Returns once the events are durably stored; raises ConflictError on a race."""
@@ -85,9 +90,11 @@ class GroupCommitter:
         if self._stopped:
             raise RuntimeError("the group committer is stopped; nothing more is stored")
         future = self._loop.create_future()
-        for hold in self._holds:
-            hold.decided(events)
-        self._queue.put(_Pending(events, snapshot_of, future))
+        held = not self._held_types.isdisjoint(map(type, events))
+        if held:
+            for hold in self._holds:
+                hold.decided(events)
+        self._queue.put(_Pending(events, snapshot_of, future, held))
         await future
 
     def stop(self) -> None:
@@ -180,9 +187,10 @@ class GroupCommitter:
                     listener(committed)
                 except Exception:
                     log.exception("a commit listener failed")
-        for hold in self._holds:
-            for item in batch:
-                hold.settled(item.events)
+        for item in batch:
+            if item.held:
+                for hold in self._holds:
+                    hold.settled(item.events)
 
 
 class AggregateHandle:

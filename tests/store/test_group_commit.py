@@ -180,7 +180,7 @@ async def test_a_hold_counts_events_from_their_decision_until_their_commit_is_se
     listened: list[Any] = []  # given a listener and a hold on the committer, and a writer held in its commit
     committer.add_listener(listened.extend)
     hold = RecordingHold(listened)
-    committer.add_hold(hold)
+    committer.add_hold(hold, [ChargePoint.Registered])
     store.hold_next_commit()
 
     commit = asyncio.ensure_future(committer.commit(new_charge_point(1).collect_events()))  # when
@@ -201,10 +201,23 @@ async def test_a_hold_is_settled_for_a_commit_that_failed_too(store: GatedStore,
     cp.answer_heartbeat("winner", {}, facts_at(NOW))
     await committer.commit(cp.collect_events())
     hold = RecordingHold([])
-    committer.add_hold(hold)
+    committer.add_hold(hold, [ChargePoint.HeartbeatReceived])
     stale.answer_heartbeat("loser", {}, facts_at(NOW))
 
     with pytest.raises(ConflictError):  # when its commit loses the race
         await committer.commit(stale.collect_events())
 
     assert [call[0] for call in hold.calls] == ["decided", "settled"]  # then nothing stays held
+
+
+async def test_a_hold_is_told_only_of_commits_with_an_event_it_counts(store: GatedStore,
+                                                                      committer: GroupCommitter) -> None:
+    hold = RecordingHold([])  # given a hold that counts registrations only
+    committer.add_hold(hold, [ChargePoint.Registered])
+    cp = new_charge_point(1)
+    await committer.commit(cp.collect_events())
+
+    cp.answer_heartbeat("later", {}, facts_at(NOW))  # when a commit holds none
+    await committer.commit(cp.collect_events())
+
+    assert [call[0] for call in hold.calls] == ["decided", "settled"]  # then it is not told of it
