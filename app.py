@@ -16,7 +16,7 @@ from aiohttp import web
 from adapters.api import MIDDLEWARES, add_api
 from adapters.api.views import charge_point_view, event_view
 from adapters.ocpp.endpoint import add_endpoint
-from adapters.service.settings import PublicUrlError, Settings, public_url, utc_now
+from adapters.service.settings import PublicUrlError, Settings, default_node_name, public_url, utc_now
 from adapters.service.startup import add_central_system
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
 from domain.timestamps import parse_ocpp_time
@@ -81,6 +81,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     serve.add_argument("--public-url", default=os.environ.get("CSMS_PUBLIC_URL"), metavar="URL",
                        help="where charge points reach this server, e.g. https://csms.example.com "
                             "(firmware download URLs; default: the listening address)")
+    serve.add_argument("--node-name", default=os.environ.get("CSMS_NODE_NAME"), metavar="NAME",
+                       help="this node's name among several on one PostgreSQL database (default host:port:pid)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
 
     store_option = {"default": os.environ.get("CSMS_STORE", DEFAULT_STORE), "help": "the store, as for serve"}
@@ -113,6 +115,13 @@ def serve(args: argparse.Namespace) -> int:
     except PublicUrlError as failure:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
+    try:
+        node_lease = float(os.environ.get("CSMS_NODE_LEASE", Settings.node_lease))
+        if not 0 < node_lease < 86400:
+            raise ValueError
+    except ValueError:
+        print("csms: CSMS_NODE_LEASE must be a number of seconds above 0", file=sys.stderr)
+        return 2
     settings = Settings(
         heartbeat_interval=args.heartbeat_interval,
         call_timeout=args.call_timeout,
@@ -122,6 +131,8 @@ def serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         max_file_size=args.max_file_size,
         public_url=base_url,
+        node_name=args.node_name or default_node_name(args.port),
+        node_lease=node_lease,  # how long a node's hold on its charge points lasts unrenewed
     )
     try:
         import uvloop

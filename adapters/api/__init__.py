@@ -20,6 +20,7 @@ from adapters.api import (
     history,
     idtags,
     local_list,
+    nodes,
     reservations,
     smart_charging,
     tariffs,
@@ -44,6 +45,7 @@ ROUTES: list[Route] = [
     *local_list.ROUTES,
     *firmware.ROUTES,
     *diagnostics.ROUTES,
+    *nodes.ROUTES,
 ]
 MIDDLEWARES = (errors_as_json, bearer_token)
 

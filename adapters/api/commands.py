@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.api.parameters import charge_point_id_of, read_json_object, registered_id
+from adapters.api.parameters import charge_point_id_of, read_json_object, registered_anywhere
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
 from adapters.ocpp.admissibility import refuse_inadmissible
@@ -50,7 +50,7 @@ async def send_command(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in CENTRAL_SYSTEM_ACTIONS:
         raise ApiError(404, f"unknown action {action!r}", actions=sorted(CENTRAL_SYSTEM_ACTIONS))
-    registered_id(request, charge_point_id)
+    await registered_anywhere(request, charge_point_id)
     payload = await read_json_object(request)
     reply = await send_checked(request, charge_point_id, action, payload)
     # A secret a charge point reports (it should not) is not passed on either.

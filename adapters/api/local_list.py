@@ -6,7 +6,7 @@ from aiohttp import web
 
 from adapters.api.chargepoints import CHARGE_POINT_ERRORS
 from adapters.api.commands import CALL_ERRORS
-from adapters.api.parameters import charge_point_id_of, read_json_object, registered_id
+from adapters.api.parameters import charge_point_id_of, read_json_object, registered_anywhere
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Route
 from adapters.service.startup import CHARGE_POINTS, LOCAL_LIST_SYNC
@@ -27,7 +27,7 @@ async def get_local_list(request: web.Request) -> web.Response:
 
 
 async def sync_local_list(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_anywhere(request)
     body = await read_json_object(request)
     if body.get("updateType") not in (None, FULL, DIFFERENTIAL):
         raise ApiError(422, "updateType must be Full or Differential")

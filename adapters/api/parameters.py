@@ -43,6 +43,16 @@ def registered_id(request: web.Request, charge_point_id: str | None = None) -> s
     return charge_point_id
 
 
+async def registered_anywhere(request: web.Request, charge_point_id: str | None = None) -> str:
+    """As ``registered_id``, and one registered through another node since this one started counts too
+    (asked of the store): a command for it may be forwarded to the node it is connected to."""
+    if charge_point_id is None:
+        charge_point_id = charge_point_id_of(request)
+    if not await request.app[CHARGE_POINTS].exists(charge_point_id):
+        raise ApiError(404, f"unknown charge point {charge_point_id}")
+    return charge_point_id
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from adapters.api.commands import CALL_ERRORS, send_checked, validate_command
 from adapters.api.freshness import fresh_read_models
-from adapters.api.parameters import path_int, read_json_object, registered_id
+from adapters.api.parameters import path_int, read_json_object, registered_anywhere, registered_id
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Query, Route
 from adapters.service.startup import CHARGE_POINTS, COMMANDS
@@ -30,7 +30,7 @@ async def list_reservations(request: web.Request) -> web.Response:
 
 
 async def make_reservation(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_anywhere(request)
     body = await read_json_object(request)
     payload: dict[str, Any] = {"reservationId": 0, **body}
     validate_command(request, "ReserveNow", payload)  # before an id is spent on it
@@ -42,7 +42,7 @@ async def make_reservation(request: web.Request) -> web.Response:
 
 
 async def cancel_reservation(request: web.Request) -> web.Response:
-    charge_point_id = registered_id(request)
+    charge_point_id = await registered_anywhere(request)
     reservation_id = path_int(request, "reservationId")
     reply = await send_checked(request, charge_point_id, "CancelReservation", {"reservationId": reservation_id})
     return json_response(

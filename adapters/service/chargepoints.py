@@ -56,7 +56,10 @@ class ChargePoints:
     async def exists(self, charge_point_id: str) -> bool:
         if charge_point_id in self.registered:
             return True
-        return await asyncio.to_thread(self._store.load_charge_point, charge_point_id) is not None
+        if await asyncio.to_thread(self._store.load_charge_point, charge_point_id) is None:
+            return False
+        self.registered.add(charge_point_id)  # registered through another node
+        return True
 
     async def change(self, charge_point_id: str, command: Command[T]) -> T:
         """Runs a command on a charge point, through its session if it is connected."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from adapters.service.chargepoints import ChargePoints
 from adapters.service.passwords import PendingKeys, hash_password
@@ -21,6 +21,9 @@ from domain.chargepoint import BEFORE_SENDING
 from domain.redaction import sets_password
 
 RESERVATION_ID_SEQUENCE = "reservation_id"
+
+# Sends a command through the node that holds the charge point (adapters/service/forwarding.py).
+Elsewhere = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class CommandRefused(Exception):
@@ -34,12 +37,13 @@ class CommandRefused(Exception):
 
 class Commands:
     def __init__(self, charge_points: ChargePoints, sessions: Sessions, pending_keys: PendingKeys,
-                 side: SideTables, clock: Clock) -> None:
+                 side: SideTables, clock: Clock, elsewhere: Elsewhere | None = None) -> None:
         self._charge_points = charge_points
         self._sessions = sessions
         self._pending_keys = pending_keys
         self._side = side
         self._now = clock
+        self._elsewhere = elsewhere
         # Commands in progress per charge point: sent and unanswered, or queued behind one.
         self._in_progress: Counter[str] = Counter()
 
@@ -49,8 +53,15 @@ class Commands:
     async def send(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Sends an OCPP call to a connected charge point and returns its reply.
 
-        Raises CommandRefused, NotConnected, CallTimeout or CallRejected.
+        Raises CommandRefused, NotConnected, CallTimeout or CallRejected. A charge point
+        connected to another node is sent the command by that node.
         """
+        if self._elsewhere is not None and self._sessions.live(charge_point_id) is None:
+            return await self._elsewhere(charge_point_id, action, payload)
+        return await self.send_here(charge_point_id, action, payload)
+
+    async def send_here(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sends an OCPP call to a charge point connected to this node; raises as ``send`` does."""
         self._in_progress[charge_point_id] += 1
         try:
             return await self._send(charge_point_id, action, payload)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,15 @@ class Settings:
     max_file_size: int = 64 * 1024 * 1024
     # Where charge points reach this server (firmware download URLs); never the request's Host header.
     public_url: str = "http://localhost:9000"
+    # This process among several on one PostgreSQL database (--node-name; default host:port:pid).
+    node_name: str = "local"
+    # Seconds a node's hold on its charge points lasts unrenewed (CSMS_NODE_LEASE; tests shorten it).
+    node_lease: float = 15.0
+
+
+def default_node_name(port: int) -> str:
+    """host:port:pid: unique among the processes of a machine, and among machines by their names."""
+    return f"{socket.gethostname()}:{port}:{os.getpid()}"
 
 
 class PublicUrlError(ValueError):

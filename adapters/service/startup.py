@@ -19,7 +19,10 @@ from adapters.service.chargepoints import ChargePoints
 from adapters.service.commands import Commands
 from adapters.service.connections import Connections
 from adapters.service.facts import FactSource
+from adapters.service.forwarding import Forwarder
 from adapters.service.local_list_sync import LocalListSync
+from adapters.service.node_bus import NodeBus
+from adapters.service.node_registry import ClusterRegistry, LocalRegistry, NodeRegistry
 from adapters.service.passwords import PendingKeys
 from adapters.service.reservation_timer import ReservationTimer
 from adapters.service.sessions import Sessions
@@ -27,7 +30,7 @@ from adapters.service.settings import Clock, Settings
 from adapters.service.shared_aggregate import SharedAggregate
 from adapters.service.transaction_ids import TransactionIds
 from adapters.service.upload_tokens import UploadTokens
-from adapters.store import EventStore, FileStore, GroupCommitter
+from adapters.store import EventStore, FileStore, GroupCommitter, NodeChannel, NodeTables
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.tariffs import TARIFF_BOOK_ID, TariffBook
 from projections import billing, reservations, status
@@ -51,6 +54,8 @@ LOCAL_LIST_SYNC = web.AppKey("local_list_sync", LocalListSync)
 RESERVATION_TIMER = web.AppKey("reservation_timer", ReservationTimer)
 FILES = web.AppKey("files", FileStore)
 UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
+NODE_REGISTRY: web.AppKey[NodeRegistry] = web.AppKey("node_registry")
+FORWARDER: web.AppKey[Forwarder | None] = web.AppKey("forwarder")
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
@@ -61,7 +66,7 @@ def add_central_system(app: web.Application, store_url: str, settings: Settings,
     app[FILES] = FileStore(settings.data_dir, settings.max_file_size)
     app.cleanup_ctx.extend([
         event_store, group_commit, read_models, authorization, tariffs, transaction_ids,
-        charge_points, following_the_store, reservation_timer,
+        node_registry, charge_points, following_the_store, reservation_timer,
     ])
 
 
@@ -115,20 +120,47 @@ async def transaction_ids(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def node_registry(app: web.Application) -> AsyncIterator[None]:
+    """Which node holds which charge point: leases in PostgreSQL shared by every node; on SQLite, this node."""
+    settings, config = app[SETTINGS], app[STORE].config
+    sessions = app[SESSIONS] = Sessions()
+    registry: NodeRegistry
+    if config.kind == "postgresql" and config.postgres_conninfo:
+        bus = NodeBus(NodeChannel(config.postgres_conninfo, settings.node_name))
+        tables = NodeTables(config.postgres_conninfo, settings.node_name, settings.node_lease)
+        cluster = ClusterRegistry(tables, bus, settings.node_lease)
+        registry, app[FORWARDER] = cluster, Forwarder(cluster, bus)
+    else:
+        registry, app[FORWARDER] = LocalRegistry(sessions, settings.node_name, app[CLOCK]), None
+    app[NODE_REGISTRY] = registry
+    await registry.start()
+    yield
+    # After every connection's Disconnected is committed and its lease released.
+    await registry.stop()
+
+
 async def charge_points(app: web.Application) -> AsyncIterator[None]:
     settings, clock = app[SETTINGS], app[CLOCK]
-    sessions = app[SESSIONS] = Sessions()
+    sessions, registry, forwarder = app[SESSIONS], app[NODE_REGISTRY], app[FORWARDER]
     known = app[CHARGE_POINTS] = ChargePoints(app[STORE], app[COMMITTER], sessions)
     listed = await asyncio.to_thread(status.charge_points_online, app[READ_MODELS])
     known.registered.update(listed)
     app[COMMITTER].add_listener(known.observe)
     pending_keys = PendingKeys()
-    connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock)
-    commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock)
+    connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock,
+                                                 registry)
+    commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock,
+                                        forwarder.forward if forwarder is not None else None)
+    registry.serve(connections.hand_over, connections.let_go, connections.record_gone)
+    if forwarder is not None:
+        forwarder.serve(commands.send_here)
     app[LOCAL_LIST_SYNC] = LocalListSync(known, commands, app[AUTHORIZER])
     app[UPLOAD_TOKENS] = UploadTokens(app[STORE].side, settings.public_url, clock)
     app[FACTS] = FactSource(clock, settings.heartbeat_interval, app[AUTHORIZER], app[TRANSACTION_IDS])
-    await connections.mark_offline([charge_point_id for charge_point_id, online in listed.items() if online])
+    # Left online by a crash, unless another node holds them (or will sweep a lease that ran out).
+    await connections.mark_offline(await registry.orphans(
+        [charge_point_id for charge_point_id, online in listed.items() if online]
+    ))
     yield
     await connections.disconnect_all("central system stopping")
     connections.close()

@@ -17,6 +17,8 @@ from adapters.store.event_store import (
 from adapters.store.file_store import BadFileName, FileStore, FileTooLarge, Received, StoredFile, safe_name
 from adapters.store.group_commit import AggregateHandle, Command, CommitListener, GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
+from adapters.store.listen import Message, NodeChannel
+from adapters.store.node_tables import Claim, Holder, NodeRow, NodeTables
 from adapters.store.side_tables import SideTables
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "SNAPSHOT_INTERVAL",
     "AggregateHandle",
     "BadFileName",
+    "Claim",
     "Command",
     "CommitListener",
     "ConflictError",
@@ -32,6 +35,11 @@ __all__ = [
     "Received",
     "FileTooLarge",
     "GroupCommitter",
+    "Holder",
+    "Message",
+    "NodeChannel",
+    "NodeRow",
+    "NodeTables",
     "NotRegistered",
     "SideTables",
     "StoreConfig",

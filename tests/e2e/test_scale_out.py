@@ -1,0 +1,245 @@
+"""Several `csms serve` processes on one PostgreSQL database are one central system.
+
+Each test starts two or three real nodes on a fresh database, with leases
+shortened (CSMS_NODE_LEASE) so that a killed node's charge points are free
+within seconds: commands sent through any node reach the charge point on
+another, a charge point moves from node to node with its history in order,
+and a node killed with SIGKILL loses its charge points to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
+
+import pytest
+
+from tests.conftest import drop_postgres_database, make_postgres_database
+from tests.ocpp_client import ChargePointClient, Operator, ws_base
+
+T = TypeVar("T")
+
+LEASE = "3"  # seconds; renewed every second
+DEADLINE = 20.0  # seconds any condition below has to come true
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url, name = make_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)
+
+
+@pytest.fixture
+def start_node(postgres_url: str, server_factory: type) -> Callable[[str], Any]:
+    def start(name: str) -> Any:
+        return server_factory.start(postgres_url, "--node-name", name, "--call-timeout", "2",
+                                    environment={"CSMS_NODE_LEASE": LEASE})
+    return start
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Polls ``check`` until it returns something, within DEADLINE."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while True:
+        result = await check()
+        if result is not None and result is not False:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {DEADLINE} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def nodes_of(node: Any) -> dict[str, Any]:
+    async with Operator(node.http) as operator:
+        listing = await operator.get("/api/nodes")
+    return {entry["name"]: entry for entry in listing["nodes"]}
+
+
+async def held_by(node: Any, name: str, charge_point_id: str) -> bool:
+    return charge_point_id in (await nodes_of(node)).get(name, {}).get("chargePointIds", [])
+
+
+async def answer_next(cp: ChargePointClient, reply: dict[str, Any]) -> list[Any]:
+    call = await cp.next_call()
+    await cp.reply(call, reply)
+    return call
+
+
+def connections_of(events: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(event["type"], event["data"].get("reason")) for event in events
+            if event["type"] in ("Connected", "Disconnected")]
+
+
+async def test_a_command_sent_through_one_node_reaches_a_charge_point_connected_to_another(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(b.http) as operator:
+        await operator.register("SO-CMD")
+        async with ChargePointClient(ws_base(a), "SO-CMD") as cp:
+            await eventually(lambda: held_by(b, "node-a", "SO-CMD"), "node B sees node A hold SO-CMD")
+            # Bigger than a NOTIFY payload both ways: it travels through the table.
+            data = "x" * 20_000
+            answering = asyncio.ensure_future(answer_next(cp, {"status": "Accepted", "data": data[::-1]}))
+            status, reply = await operator.command("SO-CMD", "DataTransfer", {"vendorId": "so", "data": data})
+            call = await answering
+
+            assert (status, reply) == (200, {"status": "Accepted", "data": data[::-1]})
+            assert call[2] == "DataTransfer" and call[3]["data"] == data
+            # Recorded by node A, which holds the socket, and readable through either node.
+            types = await operator.event_types("SO-CMD")
+            assert types[-2:] == ["CallSent", "CallAnswered"]
+
+
+async def test_a_forwarded_command_answers_404_409_502_and_504_as_on_one_node(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(b.http) as operator:
+        status, _ = await operator.command("SO-NOBODY", "Reset", {"type": "Soft"})
+        assert status == 404
+        await operator.register("SO-OFFLINE")
+        status, body = await operator.command("SO-OFFLINE", "Reset", {"type": "Soft"})
+        assert status == 409, body
+
+        await operator.register("SO-ERRORS")
+        async with ChargePointClient(ws_base(a), "SO-ERRORS") as cp:
+            await eventually(lambda: held_by(b, "node-a", "SO-ERRORS"), "node B sees node A hold SO-ERRORS")
+
+            async def refuse() -> None:
+                await cp.reply_error(await cp.next_call(), "NotSupported", "no resets here", {"why": "test"})
+
+            refusing = asyncio.ensure_future(refuse())
+            status, body = await operator.command("SO-ERRORS", "Reset", {"type": "Soft"})
+            await refusing
+            assert status == 502
+            assert (body["errorCode"], body["errorDescription"], body["errorDetails"]) == (
+                "NotSupported", "no resets here", {"why": "test"})
+
+            status, body = await operator.command("SO-ERRORS", "Reset", {"type": "Hard"})  # never answered
+            assert status == 504, body
+            await cp.next_call()  # it did arrive
+
+            types = await operator.event_types("SO-ERRORS")
+            assert [t for t in types if t.startswith("Call")] == ["CallSent", "CallFailed", "CallSent", "CallTimedOut"]
+
+
+async def test_a_charge_point_that_reconnects_to_another_node_is_handed_over_in_order(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(a.http) as operator:
+        await operator.register("SO-MOVE")
+        first = ChargePointClient(ws_base(a), "SO-MOVE")
+        await first.connect()
+        await first.call("Heartbeat", {})
+        async with ChargePointClient(ws_base(b), "SO-MOVE") as second:
+            await asyncio.wait_for(first.closed.wait(), DEADLINE)  # node A closed its socket
+            await second.call("Heartbeat", {})
+            assert await held_by(a, "node-b", "SO-MOVE") and not await held_by(a, "node-a", "SO-MOVE")
+
+            history = connections_of(await operator.events("SO-MOVE"))
+            assert [kind for kind, _ in history] == ["Connected", "Disconnected", "Connected"]
+
+            # Node A now forwards to node B.
+            answering = asyncio.ensure_future(answer_next(second, {"status": "Accepted"}))
+            status, reply = await operator.command("SO-MOVE", "ClearCache", {})
+            await answering
+            assert (status, reply) == (200, {"status": "Accepted"})
+        await first.close()
+
+
+async def test_a_killed_nodes_charge_points_are_served_by_the_others_once_its_lease_runs_out(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(b.http) as operator:
+        for charge_point_id in ("SO-KILL-BACK", "SO-KILL-GONE"):
+            await operator.register(charge_point_id)
+        back = ChargePointClient(ws_base(a), "SO-KILL-BACK")
+        gone = ChargePointClient(ws_base(a), "SO-KILL-GONE")
+        await back.connect()
+        await gone.connect()
+        await eventually(lambda: held_by(b, "node-a", "SO-KILL-GONE"), "node B sees node A hold both")
+
+        a.kill()
+        await back.closed.wait()
+        await gone.closed.wait()
+        # Node A stops renewing: B lists it unhealthy, then its leases run out.
+        await eventually(lambda: _unhealthy_and_empty(b, "node-a"), "node A unhealthy and holding nothing")
+
+        async with ChargePointClient(ws_base(b), "SO-KILL-BACK") as again:
+            assert (await again.call("Heartbeat", {}))["currentTime"]
+            assert await held_by(b, "node-b", "SO-KILL-BACK")
+            answering = asyncio.ensure_future(answer_next(again, {"status": "Accepted"}))
+            status, _ = await operator.command("SO-KILL-BACK", "ClearCache", {})
+            await answering
+            assert status == 200
+        # The one that never came back is recorded offline by the surviving node, once.
+        view = await eventually(lambda: _offline(operator, "SO-KILL-GONE"), "SO-KILL-GONE offline")
+        assert view["online"] is False
+        for charge_point_id in ("SO-KILL-BACK", "SO-KILL-GONE"):
+            history = connections_of(await operator.events(charge_point_id))
+            assert [kind for kind, _ in history][:2] == ["Connected", "Disconnected"]
+            assert "node-a" in history[1][1]
+        await back.close()
+        await gone.close()
+
+
+async def test_a_charge_point_of_a_node_killed_moments_ago_is_taken_over_at_once(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(b.http) as operator:
+        await operator.register("SO-KILL-NOW")
+        first = ChargePointClient(ws_base(a), "SO-KILL-NOW")
+        await first.connect()
+        await eventually(lambda: held_by(b, "node-a", "SO-KILL-NOW"), "node B sees node A hold it")
+        a.kill()
+        # Its lease is still in force; node A does not answer, so node B records its end itself.
+        async with ChargePointClient(ws_base(b), "SO-KILL-NOW") as again:
+            await again.call("Heartbeat", {})
+            history = connections_of(await operator.events("SO-KILL-NOW"))
+            assert [kind for kind, _ in history] == ["Connected", "Disconnected", "Connected"]
+            assert "node-a did not hand the connection over" in history[1][1]
+        await first.close()
+
+
+async def test_three_nodes_list_each_other_and_serve_each_others_charge_points(start_node):
+    nodes = {name: start_node(name) for name in ("node-a", "node-b", "node-c")}
+    clients = {}
+    async with Operator(nodes["node-a"].http) as operator:
+        for name, node in nodes.items():
+            await operator.register(f"SO-3-{name}")
+            clients[name] = ChargePointClient(ws_base(node), f"SO-3-{name}")
+            await clients[name].connect()
+    try:
+        for asking in nodes.values():
+            listed = await eventually(functools.partial(_all_held, asking, nodes),
+                                      "every node lists every node's charge point")
+            assert all(listed[name]["healthy"] for name in nodes)
+            assert [listed[name]["chargePointIds"] for name in nodes] == [[f"SO-3-{name}"] for name in nodes]
+            async with Operator(asking.http) as operator:
+                for name, cp in clients.items():
+                    answering = asyncio.ensure_future(answer_next(cp, {"status": "Accepted"}))
+                    status, body = await operator.command(f"SO-3-{name}", "ClearCache", {})
+                    assert status == 200, (asking.port, name, body)
+                    await answering
+        async with Operator(nodes["node-b"].http) as operator:
+            assert operator.session is not None
+            async with operator.session.get(f"{nodes['node-b'].http}/metrics") as response:
+                assert 'csms_connected_charge_points{node="node-b"} 1' in await response.text()
+    finally:
+        for cp in clients.values():
+            await cp.close()
+
+
+async def _unhealthy_and_empty(node: Any, name: str) -> bool:
+    listed = (await nodes_of(node)).get(name)
+    return listed is not None and not listed["healthy"] and listed["chargePointIds"] == []
+
+
+async def _offline(operator: Operator, charge_point_id: str) -> dict[str, Any] | None:
+    view = await operator.get(f"/api/chargepoints/{charge_point_id}")
+    return view if view["online"] is False else None
+
+
+async def _all_held(asking: Any, nodes: dict[str, Any]) -> dict[str, Any] | None:
+    listed = await nodes_of(asking)
+    held = all(listed.get(name, {}).get("chargePointIds") == [f"SO-3-{name}"] for name in nodes)
+    return listed if held else None
