@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import pytest
@@ -139,6 +140,7 @@ async def test_a_charge_point_that_reconnects_to_another_node_is_handed_over_in_
 
             history = connections_of(await operator.events("SO-MOVE"))
             assert [kind for kind, _ in history] == ["Connected", "Disconnected", "Connected"]
+            assert "did not hand" not in history[1][1]  # recorded by node A itself, as it closed the socket
 
             # Node A now forwards to node B.
             answering = asyncio.ensure_future(answer_next(second, {"status": "Accepted"}))
@@ -157,6 +159,8 @@ async def test_a_killed_nodes_charge_points_are_served_by_the_others_once_its_le
         gone = ChargePointClient(ws_base(a), "SO-KILL-GONE")
         await back.connect()
         await gone.connect()
+        for cp in (back, gone):
+            await cp.call("Heartbeat", {})  # answered once its Connected is committed, and the heartbeat
         await eventually(lambda: held_by(b, "node-a", "SO-KILL-GONE"), "node B sees node A hold both")
 
         a.kill()
@@ -189,6 +193,7 @@ async def test_a_charge_point_of_a_node_killed_moments_ago_is_taken_over_at_once
         await operator.register("SO-KILL-NOW")
         first = ChargePointClient(ws_base(a), "SO-KILL-NOW")
         await first.connect()
+        await first.call("Heartbeat", {})  # its Connected is committed
         await eventually(lambda: held_by(b, "node-a", "SO-KILL-NOW"), "node B sees node A hold it")
         a.kill()
         # Its lease is still in force; node A does not answer, so node B records its end itself.
@@ -197,6 +202,34 @@ async def test_a_charge_point_of_a_node_killed_moments_ago_is_taken_over_at_once
             history = connections_of(await operator.events("SO-KILL-NOW"))
             assert [kind for kind, _ in history] == ["Connected", "Disconnected", "Connected"]
             assert "node-a did not hand the connection over" in history[1][1]
+        await first.close()
+
+
+async def test_a_node_that_stalled_past_its_lease_lets_its_charge_point_go_without_writing_its_history(
+        start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(b.http) as operator:
+        await operator.register("SO-STALL")
+        first = ChargePointClient(ws_base(a), "SO-STALL")
+        await first.connect()
+        await first.call("Heartbeat", {})  # its Connected is committed
+        await eventually(lambda: held_by(b, "node-a", "SO-STALL"), "node B sees node A hold it")
+        assert a.process is not None
+        a.process.send_signal(signal.SIGSTOP)  # a node frozen (a long GC pause, a stalled VM)
+        try:
+            await eventually(lambda: _unhealthy_and_empty(b, "node-a"), "node A's lease ran out")
+            again = ChargePointClient(ws_base(b), "SO-STALL")
+            await again.connect()
+            await again.call("Heartbeat", {})
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        # Node A wakes, finds at its next renewal that the lease is gone, and closes its socket quietly.
+        await asyncio.wait_for(first.closed.wait(), DEADLINE)
+        await again.call("Heartbeat", {})
+        history = connections_of(await operator.events("SO-STALL"))
+        assert [kind for kind, _ in history] == ["Connected", "Disconnected", "Connected"]
+        assert await held_by(a, "node-b", "SO-STALL")
+        await again.close()
         await first.close()
 
 
