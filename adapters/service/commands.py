@@ -56,6 +56,9 @@ class Commands:
         Raises CommandRefused, NotConnected, CallTimeout or CallRejected. A charge point
         connected to another node is sent the command by that node.
         """
+        arriving = self._sessions.arriving(charge_point_id)
+        if arriving is not None:
+            await arriving.wait()  # connected a moment ago: its lease is being taken
         if self._elsewhere is not None and self._sessions.live(charge_point_id) is None:
             return await self._elsewhere(charge_point_id, action, payload)
         return await self.send_here(charge_point_id, action, payload)

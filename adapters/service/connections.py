@@ -130,9 +130,10 @@ class Connections:
         # simultaneous reconnects cannot both take over the same old one.
         async with self._locks.setdefault(session.id, asyncio.Lock()):
             await self.hand_over(session.id)
-            await self._registry.claim(session)  # from another node, if one holds it: its Disconnected first
-            self._sessions.add(session)
-            session.start()
+            with self._sessions.arrival(session.id):
+                await self._registry.claim(session)  # from another node, if one holds it: its Disconnected first
+                self._sessions.add(session)
+                session.start()
             try:
                 await session.change(lambda cp: cp.record_connection(remote=remote, connected_at=self._now()))
             except BaseException:

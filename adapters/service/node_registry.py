@@ -32,7 +32,7 @@ LEASE_SECONDS = 15.0  # a node that has not renewed for this long has lost its c
 RENEWALS_PER_LEASE = 3  # renewed every LEASE_SECONDS / 3 (5 s): two renewals may fail before a lease runs out
 RELEASE_WAIT = 2.0  # seconds a node waits for the holder to let a reconnected charge point go
 SWEEP_EVERY = RENEWALS_PER_LEASE  # renewals between two looks for expired leases (about one per lease)
-FORGET_NODES_AFTER = 24 * 3600.0  # seconds after which a silent node without leases is no longer listed
+FORGET_NODES_AFTER = 3600.0  # seconds after which a silent node holding nothing is no longer listed
 
 HandOver = Callable[[str], Awaitable[None]]
 LetGo = Callable[[Session], Awaitable[None]]
@@ -126,6 +126,7 @@ class ClusterRegistry:
         await self._tables.open()
         await self._tables.join()
         self._bus.handle("release", self._on_release)
+        self._bus.handle("ping", self._on_ping)
         await self._bus.start()
         self._task = asyncio.get_running_loop().create_task(self._keep_leases(), name="lease renewal")
 
@@ -258,8 +259,28 @@ class ClusterRegistry:
         return await self._tables.holder(charge_point_id)
 
     async def orphans(self, charge_point_ids: list[str]) -> list[str]:
-        leased = await self._tables.leased(charge_point_ids)
-        return [charge_point_id for charge_point_id in charge_point_ids if charge_point_id not in leased]
+        """Online in the read models, and held by no node that answers: a node that was killed (say, the
+        previous process on this host and port) holds nothing, so they are recorded offline at once."""
+        holders = await self._tables.lease_holders(charge_point_ids)
+        nodes = sorted(set(holders.values()) - {self.node})
+        answers = await asyncio.gather(*(self._answers(node) for node in nodes))
+        dead = [node for node, answered in zip(nodes, answers, strict=True) if not answered]
+        if dead:
+            log.warning("node %s: node(s) %s do not answer; their charge points are offline", self.node,
+                        ", ".join(dead))
+            await self._tables.drop_leases_of(dead)
+        return [charge_point_id for charge_point_id in charge_point_ids
+                if charge_point_id not in holders or holders[charge_point_id] in dead]
+
+    async def _answers(self, node: str) -> bool:
+        try:
+            await self._bus.request(node, "ping", {}, acknowledged_within=RELEASE_WAIT, answered_within=RELEASE_WAIT)
+            return True
+        except Unanswered:
+            return False
+
+    async def _on_ping(self, message: Message) -> Message:
+        return {}
 
     async def nodes(self) -> list[NodeRow]:
         return await self._tables.nodes()

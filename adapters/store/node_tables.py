@@ -145,13 +145,17 @@ class NodeTables:
         )
         return Holder(rows[0][0], rows[0][1]) if rows else None
 
-    async def leased(self, charge_point_ids: list[str]) -> set[str]:
-        """Those of the charge points with a lease row, in force or expired."""
+    async def lease_holders(self, charge_point_ids: list[str]) -> dict[str, str]:
+        """The node named by each of these charge points' lease rows (in force or expired), if any."""
         rows = await self._rows(
-            "SELECT charge_point_id FROM csms_connections WHERE charge_point_id = ANY(%(ids)s)",
+            "SELECT charge_point_id, node_name FROM csms_connections WHERE charge_point_id = ANY(%(ids)s)",
             self._params(ids=charge_point_ids),
         )
-        return {row[0] for row in rows}
+        return {row[0]: row[1] for row in rows}
+
+    async def drop_leases_of(self, nodes: list[str]) -> None:
+        """The leases of nodes found dead: void (their charge points are recorded offline instead)."""
+        await self._rows("DELETE FROM csms_connections WHERE node_name = ANY(%(nodes)s)", self._params(nodes=nodes))
 
     async def take_expired(self, connection_id: str) -> list[tuple[str, str]]:
         """Takes every expired lease for this node under ``connection_id``: [(charge point, previous node)]."""
