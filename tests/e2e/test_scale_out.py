@@ -233,6 +233,44 @@ async def test_a_node_that_stalled_past_its_lease_lets_its_charge_point_go_witho
         await first.close()
 
 
+async def test_a_node_started_after_another_was_killed_records_its_charge_points_offline_at_once(start_node):
+    a = start_node("node-a")
+    async with Operator(a.http) as operator:
+        await operator.register("SO-RESTART")
+        cp = ChargePointClient(ws_base(a), "SO-RESTART")
+        await cp.connect()
+        await cp.call("Heartbeat", {})
+    a.kill()
+    # Another name (as a restart with the default host:port:pid gets): node A's lease is still in force,
+    # but node A does not answer, so the charge point is offline before node C serves anything.
+    c = start_node("node-c")
+    async with Operator(c.http) as operator:
+        assert (await operator.get("/api/chargepoints/SO-RESTART"))["online"] is False
+        history = connections_of(await operator.events("SO-RESTART"))
+        assert [kind for kind, _ in history] == ["Connected", "Disconnected"]
+        assert list(await nodes_of(c)) == ["node-c"] or (await nodes_of(c))["node-a"]["chargePointIds"] == []
+    await cp.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgresql"])
+async def test_one_node_lists_itself_with_its_charge_points(store_kind, postgres_url, server_factory, tmp_path):
+    store = postgres_url if store_kind == "postgresql" else f"sqlite:///{tmp_path / 'csms.sqlite3'}"
+    node = server_factory.start(store, "--node-name", 'solo "one"')
+    async with Operator(node.http) as operator:
+        await operator.register("SO-SOLO")
+        async with ChargePointClient(ws_base(node), "SO-SOLO") as cp:
+            await cp.call("Heartbeat", {})
+            listing = await operator.get("/api/nodes")
+            assert operator.session is not None
+            async with operator.session.get(f"{node.http}/metrics") as response:
+                metrics = await response.text()
+    assert listing["thisNode"] == 'solo "one"'
+    [solo] = listing["nodes"]
+    assert (solo["name"], solo["healthy"], solo["chargePointCount"], solo["chargePointIds"]) == (
+        'solo "one"', True, 1, ["SO-SOLO"])
+    assert 'csms_connected_charge_points{node="solo \\"one\\""} 1' in metrics
+
+
 async def test_three_nodes_list_each_other_and_serve_each_others_charge_points(start_node):
     nodes = {name: start_node(name) for name in ("node-a", "node-b", "node-c")}
     clients = {}
