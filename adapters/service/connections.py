@@ -165,7 +165,8 @@ class Connections:
             return
         self._leaving.add(session)
         try:
-            await session.change(lambda cp: cp.record_disconnection(reason=reason, disconnected_at=self._now()))
+            if await self._registry.holds(session):  # else taken over by another node, which recorded this
+                await session.change(lambda cp: cp.record_disconnection(reason=reason, disconnected_at=self._now()))
         except Exception:
             log.exception("could not record the disconnection of %s", session.id)
         finally:

@@ -54,6 +54,10 @@ class NodeRegistry(Protocol):
 
     async def release(self, session: Session) -> None: ...
 
+    async def holds(self, session: Session) -> bool:
+        """Whether the session's lease is still this node's: else another node took the charge point
+        over, and its history goes on there (this node records no more of it)."""
+
     async def holder(self, charge_point_id: str) -> Holder | None:
         """The node holding a lease in force on the charge point, if any."""
 
@@ -86,6 +90,9 @@ class LocalRegistry:
 
     async def release(self, session: Session) -> None:
         pass
+
+    async def holds(self, session: Session) -> bool:
+        return True
 
     async def holder(self, charge_point_id: str) -> Holder | None:
         return None
@@ -192,6 +199,17 @@ class ClusterRegistry:
             return
         del self._held[session.id]
         await self._tables.release(session.id, lease.connection_id)
+
+    async def holds(self, session: Session) -> bool:
+        lease = self._held.get(session.id)
+        if lease is None or lease.session is not session:
+            return True  # never leased (its claim failed): nobody else records its end
+        try:
+            holder = await self._tables.holder(session.id, live_only=False)
+        except Exception as failure:
+            log.warning("could not check the lease on %s: %s", session.id, failure)
+            return True
+        return holder == Holder(self.node, lease.connection_id)
 
     async def _on_release(self, message: Message) -> Message:
         """Another node has the charge point now: close our socket, record the disconnection, release."""
