@@ -29,7 +29,8 @@ class Settings:
     public_url: str = "http://localhost:9000"
     # This process among several on one PostgreSQL database (--node-name; default host:port:pid).
     node_name: str = "local"
-    # Seconds a node's hold on its charge points lasts unrenewed (CSMS_NODE_LEASE; tests shorten it).
+    # Seconds a node's hold on its charge points lasts unrenewed (CSMS_NODE_LEASE; tests shorten it;
+    # node_registry.LEASE_SECONDS is the same default).
     node_lease: float = 15.0
 
 
