@@ -170,7 +170,7 @@ class ClusterRegistry:
                 # Dead or cut off: its Disconnected is recorded here, then the lease taken from it.
                 await self._gone(charge_point_id, f"node {holder.node} did not hand the connection over")
                 claim = await self._tables.claim(charge_point_id, connection_id, taking_from=holder)
-                if claim.holder == holder:
+                if claim.taken and claim.holder == holder:
                     claim = Claim(True, None)  # its end is recorded already
         self._last_turn = next(self._turns)
         self._held[charge_point_id] = Lease(session, connection_id, self._last_turn)

@@ -40,14 +40,17 @@ class NodeChannel:
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # set while this node's LISTEN is in force
 
-    async def _connect(self) -> Any:
+    async def _connect(self, purpose: str) -> Any:
         import psycopg
 
-        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        # Named, so an operator can tell them apart in pg_stat_activity.
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, application_name=f"csms {purpose} {self.node}"[:63]
+        )
 
     async def start(self, deliver: Callable[[Message], None]) -> None:
         """Listens from now on; ``deliver`` gets each message (on the event loop), in order of arrival."""
-        self._sender = await self._connect()
+        self._sender = await self._connect("messages")
         self._task = asyncio.get_running_loop().create_task(self._listen(deliver), name="node channel")
         await asyncio.wait_for(self.listening.wait(), LISTEN_TIMEOUT)
 
@@ -56,7 +59,7 @@ class NodeChannel:
 
         while True:
             try:
-                async with await self._connect() as conn:
+                async with await self._connect("listen") as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel_of(self.node))))
                     self.listening.set()
                     async for notification in conn.notifies():
@@ -89,8 +92,18 @@ class NodeChannel:
 
     async def send(self, node: str, message: Message) -> None:
         """Sends ``message`` to ``node``'s channel; raises when the database cannot take it."""
+        import psycopg
+
+        try:
+            await self._send(node, message)
+        except psycopg.OperationalError:
+            if self._sender is None or not self._sender.closed:
+                raise
+            await self._send(node, message)  # the connection had broken: once more on a fresh one
+
+    async def _send(self, node: str, message: Message) -> None:
         if self._sender is None or self._sender.closed:
-            self._sender = await self._connect()
+            self._sender = await self._connect("messages")
         payload = orjson.dumps(message).decode()
         if len(payload.encode()) > MAX_NOTIFY_PAYLOAD:
             message_id = uuid.uuid4().hex

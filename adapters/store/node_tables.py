@@ -68,16 +68,26 @@ class NodeTables:
     async def open(self) -> None:
         import psycopg
 
-        self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        self._conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, application_name=f"csms leases {self.node}"[:63]
+        )
 
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
 
     async def _rows(self, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
+        import psycopg
+
         if self._conn is None or self._conn.closed:
-            await self.open()  # the database came back, or the connection broke: a fresh one
-        cursor = await self._conn.execute(sql, params)
+            await self.open()  # the database came back: a fresh connection
+        try:
+            cursor = await self._conn.execute(sql, params)
+        except psycopg.OperationalError:
+            if not self._conn.closed:
+                raise
+            await self.open()  # the connection had broken (every statement here may run again)
+            cursor = await self._conn.execute(sql, params)
         return list(await cursor.fetchall()) if cursor.description else []
 
     def _params(self, **more: Any) -> dict[str, Any]:

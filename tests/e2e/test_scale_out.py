@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
+from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import pytest
@@ -271,6 +272,41 @@ async def test_one_node_lists_itself_with_its_charge_points(store_kind, postgres
     assert 'csms_connected_charge_points{node="solo \\"one\\""} 1' in metrics
 
 
+async def test_a_node_whose_registry_connections_are_cut_reconnects_and_keeps_serving(start_node, postgres_url):
+    a, b = start_node("node-a"), start_node("node-b")
+    async with Operator(b.http) as operator:
+        await operator.register("SO-CUT")
+        async with ChargePointClient(ws_base(a), "SO-CUT") as cp:
+            await cp.call("Heartbeat", {})
+            await eventually(lambda: held_by(b, "node-a", "SO-CUT"), "node B sees node A hold it")
+            cut = await asyncio.to_thread(terminate_connections, postgres_url, "csms % node-a")
+            assert cut == 3  # its leases, its messages, its LISTEN
+            renewed_before = (await nodes_of(b))["node-a"]["lastRenewal"]
+
+            async def forwarded() -> bool:
+                answering = asyncio.ensure_future(answer_next(cp, {"status": "Accepted"}))
+                status, _ = await operator.command("SO-CUT", "ClearCache", {})
+                if status != 200:
+                    answering.cancel()
+                    return False
+                await answering
+                return True
+
+            await eventually(forwarded, "a command through node B reaches SO-CUT on node A again")
+            await eventually(lambda: _renewed_since(b, "node-a", renewed_before), "node A renews again")
+
+
+def terminate_connections(store_url: str, application_name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s"
+            " AND datname = current_database()", (application_name,),
+        ).fetchall()
+    return len(rows)
+
+
 async def test_three_nodes_list_each_other_and_serve_each_others_charge_points(start_node):
     nodes = {name: start_node(name) for name in ("node-a", "node-b", "node-c")}
     clients = {}
@@ -308,6 +344,11 @@ async def _unhealthy_and_empty(node: Any, name: str) -> bool:
 async def _offline(operator: Operator, charge_point_id: str) -> dict[str, Any] | None:
     view = await operator.get(f"/api/chargepoints/{charge_point_id}")
     return view if view["online"] is False else None
+
+
+async def _renewed_since(node: Any, name: str, renewed_before: str) -> bool:
+    listed = (await nodes_of(node))[name]
+    return listed["healthy"] and datetime.fromisoformat(listed["lastRenewal"]) > datetime.fromisoformat(renewed_before)
 
 
 async def _all_held(asking: Any, nodes: dict[str, Any]) -> dict[str, Any] | None:
