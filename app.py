@@ -22,7 +22,7 @@ from adapters.security.firmware_signing import SigningSetupError
 from adapters.security.tls import HandshakeStats, TlsError, TlsFiles, reload, server_context
 from adapters.security.tls_serving import HANDSHAKES, Listener
 from adapters.security.tls_serving import serve as serve_tls
-from adapters.service.settings import PublicUrlError, Settings, public_url, utc_now
+from adapters.service.settings import PublicUrlError, Settings, default_node_name, public_url, utc_now
 from adapters.service.startup import add_central_system
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
 from domain.timestamps import parse_ocpp_time
@@ -99,6 +99,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="PEM private key (RSA or EC) that signs firmware images as they are stored")
     serve.add_argument("--firmware-signing-cert", metavar="FILE",
                        help="PEM certificate of that key, sent in SignedUpdateFirmware")
+    serve.add_argument("--node-name", default=os.environ.get("CSMS_NODE_NAME"), metavar="NAME",
+                       help="this node's name among several on one PostgreSQL database (default host:port:pid)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
     serve.add_argument("--tls-cert", action="append", default=[], metavar="FILE",
                        help="TLS server certificate (PEM, chain after it); twice for an RSA and an ECDSA one")
@@ -169,6 +171,13 @@ def serve(args: argparse.Namespace) -> int:
     except ca.CaError as failure:
         print(f"csms: {failure}", file=sys.stderr)
         return 2
+    try:
+        node_lease = float(os.environ.get("CSMS_NODE_LEASE", Settings.node_lease))
+        if not 0 < node_lease < 86400:
+            raise ValueError
+    except ValueError:
+        print("csms: CSMS_NODE_LEASE must be a number of seconds above 0", file=sys.stderr)
+        return 2
     settings = Settings(
         heartbeat_interval=args.heartbeat_interval,
         call_timeout=args.call_timeout,
@@ -185,6 +194,8 @@ def serve(args: argparse.Namespace) -> int:
         tls_served=tls_context is not None,
         firmware_signing_key=args.firmware_signing_key,
         firmware_signing_cert=args.firmware_signing_cert,
+        node_name=args.node_name or default_node_name(args.port),
+        node_lease=node_lease,  # how long a node's hold on its charge points lasts unrenewed
     )
     try:
         import uvloop

@@ -22,6 +22,7 @@ from adapters.api import (
     idtags,
     local_list,
     logs,
+    nodes,
     reservations,
     security_events,
     security_profile,
@@ -52,6 +53,7 @@ ROUTES: list[Route] = [
     *certificates.ROUTES,
     *logs.ROUTES,
     *security_events.ROUTES,
+    *nodes.ROUTES,
 ]
 MIDDLEWARES = (errors_as_json, bearer_token)
 

@@ -41,6 +41,16 @@ API_SCHEMAS: dict[str, Any] = {
             "commitBatches": {"type": "integer"},
         },
     },
+    "Nodes": {"type": "object", "required": ["thisNode", "nodes"], "properties": {
+        "thisNode": {"type": "string", "description": "the node that answered"},
+        "nodes": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "started": {"type": "string", "format": "date-time"},
+            "lastRenewal": {"type": "string", "format": "date-time"},
+            "healthy": {"type": "boolean", "description": "renewed its leases within the lease time"},
+            "chargePointCount": {"type": "integer"},
+            "chargePointIds": {"type": "array", "items": {"type": "string"}},
+        }}},
+    }},
     "ChargePointRegistration": {
         "type": "object",
         "additionalProperties": False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from adapters.security.x509_reading import Unreadable, read_certificate
 from adapters.service.chargepoints import ChargePoints
@@ -26,6 +26,9 @@ RESERVATION_ID_SEQUENCE = "reservation_id"
 # The calls that carry certificates, and the field: it must read as PEM X.509 before anything is sent.
 CERTIFICATE_FIELDS = {"InstallCertificate": "certificate", "CertificateSigned": "certificateChain"}
 
+# Sends a command through the node that holds the charge point (adapters/service/forwarding.py).
+Elsewhere = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
 
 class CommandRefused(Exception):
     """A call the central system will not send: a rule of the domain refuses it."""
@@ -38,12 +41,13 @@ class CommandRefused(Exception):
 
 class Commands:
     def __init__(self, charge_points: ChargePoints, sessions: Sessions, pending_keys: PendingKeys,
-                 side: SideTables, clock: Clock) -> None:
+                 side: SideTables, clock: Clock, elsewhere: Elsewhere | None = None) -> None:
         self._charge_points = charge_points
         self._sessions = sessions
         self._pending_keys = pending_keys
         self._side = side
         self._now = clock
+        self._elsewhere = elsewhere
         # Commands in progress per charge point: sent and unanswered, or queued behind one.
         self._in_progress: Counter[str] = Counter()
 
@@ -53,8 +57,18 @@ class Commands:
     async def send(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Sends an OCPP call to a connected charge point and returns its reply.
 
-        Raises CommandRefused, NotConnected, CallTimeout or CallRejected.
+        Raises CommandRefused, NotConnected, CallTimeout or CallRejected. A charge point
+        connected to another node is sent the command by that node.
         """
+        arriving = self._sessions.arriving(charge_point_id)
+        if arriving is not None:
+            await arriving.wait()  # connected a moment ago: its lease is being taken
+        if self._elsewhere is not None and self._sessions.live(charge_point_id) is None:
+            return await self._elsewhere(charge_point_id, action, payload)
+        return await self.send_here(charge_point_id, action, payload)
+
+    async def send_here(self, charge_point_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sends an OCPP call to a charge point connected to this node; raises as ``send`` does."""
         self._in_progress[charge_point_id] += 1
         try:
             return await self._send(charge_point_id, action, payload)

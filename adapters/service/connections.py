@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from adapters.service.admission_facts import AdmissionFacts
 from adapters.service.chargepoints import ChargePoints
+from adapters.service.node_registry import LocalRegistry, NodeRegistry
 from adapters.service.passwords import (
     FREE_FAILURES_PER_ADDRESS,
     FREE_FAILURES_PER_ID,
@@ -60,7 +61,8 @@ class Refused(Exception):
 
 class Connections:
     def __init__(self, charge_points: ChargePoints, sessions: Sessions, pending_keys: PendingKeys,
-                 auto_register: bool, clock: Clock, cpo_name: str | None = None) -> None:
+                 auto_register: bool, clock: Clock, cpo_name: str | None = None,
+                 registry: NodeRegistry | None = None) -> None:
         self._charge_points = charge_points
         self.admission = AdmissionFacts(charge_points)
         self._cpo_name = cpo_name
@@ -77,6 +79,8 @@ class Connections:
         self._waiting_checks = 0
         self._locks: dict[str, asyncio.Lock] = {}
         self._leaving: set[Session] = set()  # sessions whose Disconnected is being committed
+        # Which node holds which charge point (several nodes on PostgreSQL); see node_registry.py.
+        self._registry: NodeRegistry = registry or LocalRegistry(sessions)
 
     async def admit(self, charge_point_id: str, authorization: str | None, remote: str = "",
                     transport: Transport = PLAIN) -> None:
@@ -151,23 +155,30 @@ class Connections:
         # One connection at a time per charge point goes through this, so two
         # simultaneous reconnects cannot both take over the same old one.
         async with self._locks.setdefault(session.id, asyncio.Lock()):
-            while (previous := self._sessions.get(session.id)) is not None:
-                log.info("%s reconnected; closing the previous connection", session.id)
-                await previous.close_socket()
-                try:
-                    await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
-                except TimeoutError:
-                    await self.disconnect(previous, "taken over by a new connection")
-            self._sessions.add(session)
-            session.start()
+            await self.hand_over(session.id)
+            with self._sessions.arrival(session.id):
+                await self._registry.claim(session)  # from another node, if one holds it: its Disconnected first
+                self._sessions.add(session)
+                session.start()
             try:
                 await session.change(lambda cp: cp.record_connection(remote=remote, connected_at=self._now()))
             except BaseException:
                 # Not recorded as connected, so not connected: nothing may wait for it.
                 await session.stop()
                 self._sessions.remove(session)
+                await self._release(session)
                 session.gone.set()
                 raise
+
+    async def hand_over(self, charge_point_id: str) -> None:
+        """Closes the charge point's connection to this node, if any; returns once its end is recorded."""
+        while (previous := self._sessions.get(charge_point_id)) is not None:
+            log.info("%s reconnected; closing the previous connection", charge_point_id)
+            await previous.close_socket()
+            try:
+                await asyncio.wait_for(previous.gone.wait(), TAKEOVER_WAIT)
+            except TimeoutError:
+                await self.disconnect(previous, "taken over by a new connection")
 
     async def disconnect(self, session: Session, reason: str) -> None:
         """Records the session's end once, however many see it end; returns when it is recorded."""
@@ -180,14 +191,40 @@ class Connections:
             return
         self._leaving.add(session)
         try:
-            await session.change(lambda cp: cp.record_disconnection(reason=reason, disconnected_at=self._now()))
+            if await self._registry.holds(session):  # else taken over by another node, which recorded this
+                await session.change(lambda cp: cp.record_disconnection(reason=reason, disconnected_at=self._now()))
         except Exception:
             log.exception("could not record the disconnection of %s", session.id)
         finally:
             await session.stop()
             self._sessions.remove(session)
+            await self._release(session)
             self._leaving.discard(session)
             session.gone.set()
+
+    async def _release(self, session: Session) -> None:
+        try:
+            await self._registry.release(session)
+        except Exception as failure:
+            # The lease then runs out by itself: another node may take the charge point after that.
+            log.warning("could not release the lease on %s: %s", session.id, failure)
+
+    async def let_go(self, session: Session) -> None:
+        """Another node took the charge point (this one's lease ran out): close, and record nothing,
+        since its history goes on there."""
+        if self._sessions.get(session.id) is not session:
+            return
+        self._sessions.remove(session)
+        await session.stop()
+        session.gone.set()
+        await session.close_socket()
+
+    async def record_gone(self, charge_point_id: str, reason: str) -> None:
+        """Records the end of a connection another node held and cannot record (dead, cut off)."""
+        await self._charge_points.change(
+            charge_point_id,
+            lambda cp: cp.record_disconnection(reason=reason, disconnected_at=self._now()) if cp.online else None,
+        )
 
     async def close_sockets(self) -> None:
         """Closes every connected charge point's socket; each endpoint then records its disconnection."""

@@ -8,6 +8,7 @@ point. Its failures are the outcomes an operator's command can meet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Iterator, Protocol, TypeVar
 
 from adapters.store import Command
@@ -64,6 +65,7 @@ class Session(Protocol):
 class Sessions:
     def __init__(self) -> None:
         self._by_id: dict[str, Session] = {}
+        self._arriving: dict[str, asyncio.Event] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -79,6 +81,22 @@ class Sessions:
         """The session that still takes work, if any."""
         session = self._by_id.get(charge_point_id)
         return session if session is not None and not session.stopped else None
+
+    @contextlib.contextmanager
+    def arrival(self, charge_point_id: str) -> Iterator[None]:
+        """A connection on its way in (its handshake done, its lease being taken): see ``arriving``."""
+        arriving = self._arriving[charge_point_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            arriving.set()
+            if self._arriving.get(charge_point_id) is arriving:
+                del self._arriving[charge_point_id]
+
+    def arriving(self, charge_point_id: str) -> asyncio.Event | None:
+        """Set once the arriving connection is registered (or failed): a command waits for it
+        rather than find the charge point not connected."""
+        return self._arriving.get(charge_point_id)
 
     def add(self, session: Session) -> None:
         self._by_id[session.id] = session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,16 @@ class Settings:
     # The key and certificate that sign firmware images (Security Whitepaper); None: images are not signed.
     firmware_signing_key: str | None = None
     firmware_signing_cert: str | None = None
+    # This process among several on one PostgreSQL database (--node-name; default host:port:pid).
+    node_name: str = "local"
+    # Seconds a node's hold on its charge points lasts unrenewed (CSMS_NODE_LEASE; tests shorten it;
+    # node_registry.LEASE_SECONDS is the same default).
+    node_lease: float = 15.0
+
+
+def default_node_name(port: int) -> str:
+    """host:port:pid: unique among the processes of a machine, and among machines by their names."""
+    return f"{socket.gethostname()}:{port}:{os.getpid()}"
 
 
 class PublicUrlError(ValueError):

@@ -23,7 +23,10 @@ from adapters.service.chargepoints import ChargePoints
 from adapters.service.commands import Commands
 from adapters.service.connections import Connections
 from adapters.service.facts import FactSource
+from adapters.service.forwarding import Forwarder
 from adapters.service.local_list_sync import LocalListSync
+from adapters.service.node_bus import NodeBus
+from adapters.service.node_registry import ClusterRegistry, LocalRegistry, NodeRegistry
 from adapters.service.passwords import PendingKeys
 from adapters.service.reservation_timer import ReservationTimer
 from adapters.service.security_profiles import SecurityProfiles
@@ -33,7 +36,7 @@ from adapters.service.shared_aggregate import SharedAggregate
 from adapters.service.signed_images import SignedImages
 from adapters.service.transaction_ids import TransactionIds
 from adapters.service.upload_tokens import UploadTokens
-from adapters.store import EventStore, FileStore, GroupCommitter
+from adapters.store import EventStore, FileStore, GroupCommitter, NodeChannel, NodeTables
 from domain.certificate_facts import CertificateSigning
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.tariffs import TARIFF_BOOK_ID, TariffBook
@@ -61,6 +64,8 @@ UPLOAD_TOKENS = web.AppKey("upload_tokens", UploadTokens)
 CERTIFICATE_SIGNER = web.AppKey("certificate_signer", CertificateSigner)
 SECURITY_PROFILES = web.AppKey("security_profiles", SecurityProfiles)
 SIGNED_IMAGES = web.AppKey("signed_images", SignedImages)
+NODE_REGISTRY: web.AppKey[NodeRegistry] = web.AppKey("node_registry")
+FORWARDER: web.AppKey[Forwarder | None] = web.AppKey("forwarder")
 
 
 def add_central_system(app: web.Application, store_url: str, settings: Settings, clock: Clock) -> None:
@@ -77,7 +82,7 @@ def add_central_system(app: web.Application, store_url: str, settings: Settings,
     app[SIGNED_IMAGES] = SignedImages(app[FILES], settings.public_url, signer)
     app.cleanup_ctx.extend([
         event_store, group_commit, read_models, authorization, tariffs, transaction_ids,
-        charge_points, following_the_store, reservation_timer,
+        node_registry, charge_points, following_the_store, reservation_timer,
     ])
 
 
@@ -131,18 +136,41 @@ async def transaction_ids(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def node_registry(app: web.Application) -> AsyncIterator[None]:
+    """Which node holds which charge point: leases in PostgreSQL shared by every node; on SQLite, this node."""
+    settings, config = app[SETTINGS], app[STORE].config
+    sessions = app[SESSIONS] = Sessions()
+    registry: NodeRegistry
+    if config.kind == "postgresql" and config.postgres_conninfo:
+        bus = NodeBus(NodeChannel(config.postgres_conninfo, settings.node_name))
+        tables = NodeTables(config.postgres_conninfo, settings.node_name, settings.node_lease)
+        cluster = ClusterRegistry(tables, bus, settings.node_lease)
+        registry, app[FORWARDER] = cluster, Forwarder(cluster, bus)
+    else:
+        registry, app[FORWARDER] = LocalRegistry(sessions, settings.node_name, app[CLOCK]), None
+    app[NODE_REGISTRY] = registry
+    await registry.start()
+    yield
+    # After every connection's Disconnected is committed and its lease released.
+    await registry.stop()
+
+
 async def charge_points(app: web.Application) -> AsyncIterator[None]:
     settings, clock = app[SETTINGS], app[CLOCK]
-    sessions = app[SESSIONS] = Sessions()
+    sessions, registry, forwarder = app[SESSIONS], app[NODE_REGISTRY], app[FORWARDER]
     known = app[CHARGE_POINTS] = ChargePoints(app[STORE], app[COMMITTER], sessions)
     listed = await asyncio.to_thread(status.charge_points_online, app[READ_MODELS])
     known.registered.update(listed)
     app[COMMITTER].add_listener(known.observe)
     pending_keys = PendingKeys()
     connections = app[CONNECTIONS] = Connections(known, sessions, pending_keys, settings.auto_register, clock,
-                                                 settings.cpo_name)
+                                                 cpo_name=settings.cpo_name, registry=registry)
     app[COMMITTER].add_listener(connections.admission.observe)
-    commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock)
+    commands = app[COMMANDS] = Commands(known, sessions, pending_keys, app[STORE].side, clock,
+                                        forwarder.forward if forwarder is not None else None)
+    registry.serve(connections.hand_over, connections.let_go, connections.record_gone)
+    if forwarder is not None:
+        forwarder.serve(commands.send_here)
     app[LOCAL_LIST_SYNC] = LocalListSync(known, commands, app[AUTHORIZER])
     app[SECURITY_PROFILES] = SecurityProfiles(known, commands, settings.tls_served, clock)
     app[UPLOAD_TOKENS] = UploadTokens(app[STORE].side, settings.public_url, clock)
@@ -154,7 +182,10 @@ async def charge_points(app: web.Application) -> AsyncIterator[None]:
     signing = CertificateSigning(read_csr=read_csr, can_sign=authority is not None, cpo_name=settings.cpo_name,
                                  manual_approval=settings.csr_approval == "manual")
     app[FACTS] = FactSource(clock, settings.heartbeat_interval, app[AUTHORIZER], app[TRANSACTION_IDS], signing)
-    await connections.mark_offline([charge_point_id for charge_point_id, online in listed.items() if online])
+    # Left online by a crash, unless another node holds them (or will sweep a lease that ran out).
+    await connections.mark_offline(await registry.orphans(
+        [charge_point_id for charge_point_id, online in listed.items() if online]
+    ))
     yield
     signer.stop()
     await connections.disconnect_all("central system stopping")

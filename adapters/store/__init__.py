@@ -27,6 +27,8 @@ from adapters.store.file_store import (
 )
 from adapters.store.group_commit import AggregateHandle, Command, CommitListener, GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
+from adapters.store.listen import Message, NodeChannel
+from adapters.store.node_tables import Claim, Holder, NodeRow, NodeTables
 from adapters.store.side_tables import SideTables
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "SNAPSHOT_INTERVAL",
     "AggregateHandle",
     "BadFileName",
+    "Claim",
     "Command",
     "CommitListener",
     "ConflictError",
@@ -42,6 +45,11 @@ __all__ = [
     "Received",
     "FileTooLarge",
     "GroupCommitter",
+    "Holder",
+    "Message",
+    "NodeChannel",
+    "NodeRow",
+    "NodeTables",
     "NotRegistered",
     "SideTables",
     "StoreConfig",

@@ -7,6 +7,7 @@ import threading
 from typing import Any, Sequence
 
 from adapters.store.config import StoreConfig
+from adapters.store.node_tables import create_node_tables
 
 
 class SideTables:
@@ -37,6 +38,8 @@ class SideTables:
             "CREATE TABLE IF NOT EXISTS csms_upload_tokens"
             " (token_hash TEXT PRIMARY KEY, charge_point_id TEXT NOT NULL, expires_at BIGINT NOT NULL)"
         )
+        if self._postgres:
+            create_node_tables(self._run)  # several nodes share a PostgreSQL database only
         # Since GetLog: what a token is for (diagnostics, logs) and what its upload belongs to (JSON).
         self._add_column("csms_upload_tokens", "kind", "TEXT NOT NULL DEFAULT 'diagnostics'")
         self._add_column("csms_upload_tokens", "detail", "TEXT")

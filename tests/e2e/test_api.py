@@ -382,7 +382,8 @@ async def test_a_put_is_201_when_it_creates_and_200_when_it_updates_and_idtags_a
 
 
 def metric(text: str, name: str) -> float:
-    values = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    # Each line is labelled with the node that serves it: name{node="..."} value
+    values = [line.split()[1] for line in text.splitlines() if line.startswith(name + "{node=")]
     assert len(values) == 1, text
     return float(values[0])
 

@@ -216,7 +216,7 @@ async def read_model_failures(server: Any, operator: Operator) -> int:
     assert operator.session is not None
     async with operator.session.get(f"{server.http}/metrics", headers={"Authorization": ""}) as response:
         text = await response.text()
-    counted = [line for line in text.splitlines() if line.startswith("csms_read_model_failures ")]
+    counted = [line for line in text.splitlines() if line.startswith("csms_read_model_failures{")]
     assert len(counted) == 1, text
     return int(counted[0].split()[1])
 

@@ -264,8 +264,8 @@ async def test_metrics_show_the_read_model_lag(server, operator):
         text = await response.text()
 
     assert "# TYPE csms_read_model_lag gauge" in text
-    lag = re.search(r"^csms_read_model_lag (\d+)$", text, re.MULTILINE)
-    position = re.search(r"^csms_read_model_position (\d+)$", text, re.MULTILINE)
+    lag = re.search(r'^csms_read_model_lag\{node="[^"]+"\} (\d+)$', text, re.MULTILINE)
+    position = re.search(r'^csms_read_model_position\{node="[^"]+"\} (\d+)$', text, re.MULTILINE)
     assert lag is not None and position is not None, text
     # Nothing was written since the read above waited for the read models.
     assert int(lag.group(1)) == 0
@@ -323,7 +323,7 @@ async def metric(operator: Operator, server: Any, name: str) -> int:
     assert operator.session is not None
     async with operator.session.get(f"{server.http}/metrics") as response:
         text = await response.text()
-    found = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
+    found = re.search(rf'^{name}{{node="[^"]+"}} (\d+)$', text, re.MULTILINE)  # each node labels its own
     assert found is not None, text
     return int(found.group(1))
 

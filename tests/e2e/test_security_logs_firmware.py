@@ -70,7 +70,8 @@ async def metrics(server: Any) -> str:
 
 
 def critical_count(text: str, type_: str) -> int | None:
-    found = re.search(rf'^csms_security_events_critical_total{{type="{type_}"}} (\d+)$', text, re.MULTILINE)
+    found = re.search(rf'^csms_security_events_critical_total{{node="[^"]+",type="{type_}"}} (\d+)$', text,
+                      re.MULTILINE)
     return int(found.group(1)) if found else None
 
 

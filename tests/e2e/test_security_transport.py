@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -127,6 +128,8 @@ async def metric(http: str, name: str, tls: ssl.SSLContext | None = None) -> flo
     connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
     async with aiohttp.ClientSession(connector=connector) as session, session.get(f"{http}/metrics") as response:
         for line in (await response.text()).splitlines():
+            # Every sample is labelled with its node first: name{node="...",type="..."} reads as name{type="..."}.
+            line = re.sub(r'\{node="[^"]*"\}', "", re.sub(r'\{node="[^"]*",', "{", line))
             if line.startswith(name + " "):
                 return float(line.split()[-1])
     return 0.0
