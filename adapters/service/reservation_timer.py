@@ -60,6 +60,8 @@ class ReservationTimer:
         self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self.checks = 0  # times a timer (or a start) of this node came due, wherever it then ran (/metrics)
+        self.runs = 0  # times this node expired a charge point's due reservations (/metrics)
 
     async def start(self, holding_open_reservations: Iterable[str]) -> None:
         """Checks once each charge point that holds open reservations (the read model knows which)."""
@@ -119,10 +121,12 @@ class ReservationTimer:
     async def _expire_due(self, charge_point_id: str) -> None:
         try:
             place = await self._where(charge_point_id)
+            self.checks += 1
             if place is Place.LATER:
                 self._arm(charge_point_id, self._now() + self._retry_elsewhere)
             if place is not Place.HERE:
                 return
+            self.runs += 1  # with the check above: no await between them
             following = await self._charge_points.change(
                 charge_point_id, lambda cp: cp.expire_due_reservations(self._now())
             )
