@@ -183,3 +183,46 @@ async def _answer(cp: ChargePointClient, reply: dict[str, Any]) -> list[Any]:
     call = await cp.next_call()
     await cp.reply(call, reply)
     return call
+
+
+async def test_a_reservation_whose_charge_point_left_expires_on_the_leader_once(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    leader_name = await eventually(lambda: one_leader(a, b), "one leader")
+    leader, follower = (a, b) if leader_name == "node-a" else (b, a)
+    async with Operator(follower.http) as operator:
+        await operator.register("LEAD-RES-GONE")
+        async with ChargePointClient(ws_base(follower), "LEAD-RES-GONE") as cp:
+            await cp.call("Heartbeat", {})
+            expiry = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+            answering = asyncio.ensure_future(_answer(cp, {"status": "Accepted"}))
+            reply = await operator.request("POST", "/api/chargepoints/LEAD-RES-GONE/reservations",
+                                           {"connectorId": 1, "idTag": "LEAD-TAG", "expiryDate": expiry})
+            await answering
+            assert reply[0] in (200, 201), reply
+        # Connected nowhere when it falls due: the leader expires it, the follower (which recorded it) does not.
+
+        async def expired() -> bool:
+            listed = (await operator.get("/api/reservations?chargePointId=LEAD-RES-GONE"))["reservations"]
+            return [r["status"] for r in listed] == ["Expired"]
+
+        await eventually(expired, "the reservation expired")
+        await eventually(lambda: _checked(follower), "the follower's timer fired too")
+        assert await metric(leader, "csms_reservation_expiry_runs_total") >= 1
+        assert await metric(follower, "csms_reservation_expiry_runs_total") == 0
+        assert (await operator.event_types("LEAD-RES-GONE")).count("ReservationExpired") == 1
+
+
+async def test_an_id_tag_saved_through_the_leader_holds_at_once_for_a_charge_point_on_the_follower(start_node):
+    a, b = start_node("node-a"), start_node("node-b")
+    leader_name = await eventually(lambda: one_leader(a, b), "one leader")
+    leader, follower = (a, b) if leader_name == "node-a" else (b, a)
+    async with Operator(leader.http) as operator:
+        await operator.register("LEAD-WATCH")
+        async with ChargePointClient(ws_base(follower), "LEAD-WATCH") as cp:
+            assert (await cp.call("Authorize", {"idTag": "LEAD-NEW"}))["idTagInfo"]["status"] == "Invalid"
+            await operator.save_id_tag("LEAD-NEW")  # on the leader: the follower learns of it from the store
+
+            async def accepted() -> bool:
+                return (await cp.call("Authorize", {"idTag": "LEAD-NEW"}))["idTagInfo"]["status"] == "Accepted"
+
+            await eventually(accepted, "the follower accepts the new id tag")
