@@ -278,8 +278,8 @@ class ReadModels:
             leading = self.leadership.check()
             try:
                 if leading and not was_leading:
-                    self._follow_tracked()  # what the last leader applied, for our watchers
                     self._announce_leading()
+                    self._follow_tracked()  # what the last leader applied, for our watchers
                 if leading:
                     self.catch_up()
                     self._told = self.position

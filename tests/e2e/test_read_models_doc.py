@@ -83,7 +83,10 @@ def parse(text: str) -> Documented:
     for row in rows:
         common, *only = row[3].split(";")
         for position, dialect in enumerate(DIALECTS, start=1):
-            [table] = NAMES.findall(row[position])
+            named = NAMES.findall(row[position])
+            if not named:
+                continue  # none in this dialect (the nodes' tables are PostgreSQL's only)
+            [table] = named
             columns = set(NAMES.findall(common))
             columns |= {name for part in only if part.strip().startswith(f"{dialect}:") for name in NAMES.findall(part)}
             documented.others.setdefault(dialect, {})[table] = columns
