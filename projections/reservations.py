@@ -128,10 +128,12 @@ def reservation_view(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def charge_points_holding_open(reader: Reader) -> list[str]:
-    """Charge points with a reservation still Pending or Accepted."""
+def charge_points_holding_open(reader: Reader, charge_point_id: str | None = None) -> list[str]:
+    """Charge points (or this one) with a reservation still Pending or Accepted."""
     marks = ", ".join("?" for _ in OPEN)
-    rows = reader.query(f"SELECT DISTINCT charge_point_id FROM reservations WHERE status IN ({marks})", OPEN)
+    only = "" if charge_point_id is None else " AND charge_point_id = ?"
+    rows = reader.query(f"SELECT DISTINCT charge_point_id FROM reservations WHERE status IN ({marks}){only}",
+                        (*OPEN, *(() if charge_point_id is None else (charge_point_id,))))
     return [row["charge_point_id"] for row in rows]
 
 

@@ -4,6 +4,12 @@ A thread follows the application sequence (notification ids) from the
 tracked position. It is woken after each group commit and also looks every
 second, for events other writers (another node, a rebuild) stored. SQLite
 has no subscription at all, so one polling follower serves both stores.
+
+With several nodes on one PostgreSQL database, only the projections' leader
+(projections/leadership.py) applies events. The others follow the tracked
+position the leader advances (for their readers' freshness waits) and read
+only the events their watchers asked for (the id tags, the tariffs, new
+reservations), never applying anything.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from domain.chargepoint import ChargePoint, topic
 from domain.tariffs import TariffBook
 from projections import billing, certificate_requests, reservations, security_events, status, unmatched_stops
 from projections.database import PositionMoved, ReadModelDatabase, Sql, Update
+from projections.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000
 GATHER_SECONDS = 0.1
 MAX_OFFERED = 50_000  # beyond this the follower reads back from the store
+WAITING_POLL = 0.02  # a non-leader with readers waiting looks at the tracked position this often
 
 FAILURES = {
     "read_model_failures": """
@@ -80,8 +88,10 @@ def _set_aside(notification: Notification, error: str, sql: Sql) -> None:
 
 
 class ReadModels:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, leadership: Leadership | None = None) -> None:
         self.store = store
+        self.leadership = leadership or Leadership()
+        self._when_leading: list[Callable[[], None]] = []
         with schema_lock(store.config):
             self.db = ReadModelDatabase(store.config, TABLES)
         self.updates = updates_by_topic()
@@ -93,6 +103,9 @@ class ReadModels:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._watchers: dict[str, Callable[[int], None]] = {}
+        self._topic_watchers: dict[str, Callable[[Any], None]] = {}
+        self._watched_topics: set[str] = set()
+        self._told = self.position  # watchers know of every event up to here
         self._offered: collections.deque[tuple[int, Any]] = collections.deque()
         self._offered_lock = threading.Lock()
 
@@ -124,8 +137,14 @@ class ReadModels:
 
     def _work(self, events: Iterable[Any]) -> list[tuple[Any, list[Update]]]:
         """Each event (and what an old answer implied) with the updates of its topic."""
-        return [(each, self.updates[topic]) for event in events for each in _with_implied(event)
+        work = [(each, self.updates[topic]) for event in events for each in _with_implied(event)
                 if (topic := get_topic(type(each))) in self.updates]
+        if self._topic_watchers and self._loop is not None:
+            for each, _ in work:
+                callback = self._topic_watchers.get(get_topic(type(each)))
+                if callback is not None:
+                    self._loop.call_soon_threadsafe(callback, each)
+        return work
 
     def _apply_offered(self, offered: list[tuple[int, Any]]) -> bool:
         work = self._work(event for _, event in offered)
@@ -176,11 +195,26 @@ class ReadModels:
             applied += len(notifications)
             self._announce(self.position)
 
-    def watch(self, aggregate_id: str, callback: Callable[[int], None]) -> None:
+    def watch(self, aggregate_id: str, callback: Callable[[int], None], topics: Iterable[str]) -> None:
         """Calls ``callback(version)`` on the event loop for each stored event of
-        that aggregate, from any node: how node-wide aggregates held in memory
-        learn that another node changed them."""
+        that aggregate (its events have these ``topics``), from any node: how
+        node-wide aggregates held in memory learn that another node changed them."""
         self._watchers[aggregate_id] = callback
+        self._watched_topics.update(topics)
+
+    def watch_topic(self, topic: str, callback: Callable[[Any], None]) -> None:
+        """Calls ``callback(event)`` on the event loop for each stored event of
+        that topic (one the read models take), from any node, leader or not."""
+        self._topic_watchers[topic] = callback
+        self._watched_topics.add(topic)
+
+    def when_leading(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback()`` on the event loop each time this node becomes the leader from now on."""
+        self._when_leading.append(callback)
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership.leading
 
     def _tell_watchers(self, notifications: Sequence[Notification]) -> None:
         self._tell_watchers_of(notifications)
@@ -211,6 +245,7 @@ class ReadModels:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._told = self.position
         self._thread = threading.Thread(target=self._follow, name="read-models", daemon=True)
         self._thread.start()
 
@@ -229,26 +264,68 @@ class ReadModels:
             # node's read models are complete for analysts.
             self._loop = None
             try:
-                self.catch_up()
+                if self.leadership.check():  # a follower leaves them to the leader
+                    self.catch_up()
             except Exception:
                 log.exception("read models could not apply events after %d", self.position)
+        self.leadership.release()
         self.db.close()
 
     def _follow(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            was_leading = self.leading
+            leading = self.leadership.check()
             try:
-                self.catch_up()
+                if leading and not was_leading:
+                    self._announce_leading()
+                    self._follow_tracked()  # what the last leader applied, for our watchers
+                if leading:
+                    self.catch_up()
+                    self._told = self.position
+                else:
+                    self._follow_tracked()
             except Exception:
                 # The events are safe; the read model retries from its position.
                 log.exception("read models could not apply events after %d", self.position)
                 self._stopping.wait(1.0)
+            if not leading:
+                # Commits do not concern a follower: the leader applies them.
+                # It looks every second, and often while readers wait.
+                self._urgent.wait(timeout=WAITING_POLL if self._waiters else 1.0)
+                self._urgent.clear()
+                continue
             self._wake.wait(timeout=1.0)
             # Under load, gather a little before applying: one transaction and
             # one last-seen write per charge point then cover many commits.
             # A reader waiting for its own writes cuts this short.
             self._urgent.wait(timeout=GATHER_SECONDS)
             self._urgent.clear()
+
+    def _follow_tracked(self) -> None:
+        """A non-leader: the position the leader tracked, and the watched events up to it."""
+        with self._offered_lock:
+            self._offered.clear()  # the leader reads them from the store
+        tracked = self.db.position()
+        if tracked < self._told:
+            self._told = tracked  # a rebuild started again from event one
+        recorder = self.store.app.recorder
+        while self._watched_topics and self._told < tracked:
+            notifications = recorder.select_notifications(start=self._told + 1, limit=BATCH, stop=tracked,
+                                                          topics=sorted(self._watched_topics))
+            self._tell_watchers(notifications)
+            mapper = self.store.app.mapper
+            self._work(mapper.to_domain_event(n) for n in notifications if n.topic in self._topic_watchers)
+            self._told = notifications[-1].id if len(notifications) == BATCH else tracked
+        self._told = tracked
+        if tracked != self.position:
+            self.position = tracked
+            self._announce(tracked)
+
+    def _announce_leading(self) -> None:
+        if self._loop is not None:
+            for callback in self._when_leading:
+                self._loop.call_soon_threadsafe(callback)
 
     def lag(self) -> int:
         newest = self.store.app.recorder.max_notification_id() or 0

@@ -43,12 +43,15 @@ API_SCHEMAS: dict[str, Any] = {
     },
     "Nodes": {"type": "object", "required": ["thisNode", "nodes"], "properties": {
         "thisNode": {"type": "string", "description": "the node that answered"},
+        "projectionsLeader": {"type": "boolean", "description": "the node that answered builds the read models"},
         "nodes": {"type": "array", "items": {"type": "object", "properties": {
             "name": {"type": "string"}, "started": {"type": "string", "format": "date-time"},
             "lastRenewal": {"type": "string", "format": "date-time"},
             "healthy": {"type": "boolean", "description": "renewed its leases within the lease time"},
             "chargePointCount": {"type": "integer"},
             "chargePointIds": {"type": "array", "items": {"type": "string"}},
+            "projectionsLeader": {"type": "boolean",
+                                  "description": "applies events to the read models (one node at a time)"},
         }}},
     }},
     "ChargePointRegistration": {

@@ -9,7 +9,7 @@ from aiohttp import web
 from adapters.api.responses import json_response
 from adapters.api.routing import Route
 from adapters.security.tls_serving import HANDSHAKES
-from adapters.service.startup import COMMITTER, CONNECTIONS, READ_MODELS, SESSIONS, SETTINGS
+from adapters.service.startup import COMMITTER, CONNECTIONS, READ_MODELS, RESERVATION_TIMER, SESSIONS, SETTINGS
 from projections import security_events
 
 
@@ -38,6 +38,9 @@ async def metrics(request: web.Request) -> web.Response:
         f"csms_read_model_lag{node} {lag}",
         "# TYPE csms_read_model_position gauge",
         f"csms_read_model_position{node} {read_models.position}",
+        "# HELP csms_read_model_leader 1 on the node that applies events to the read models (one at a time)",
+        "# TYPE csms_read_model_leader gauge",
+        f"csms_read_model_leader{node} {int(read_models.leading)}",
         "# TYPE csms_read_model_failures gauge",
         f"csms_read_model_failures{node} {failures}",
         "# TYPE csms_committed_events_total counter",
@@ -46,6 +49,11 @@ async def metrics(request: web.Request) -> web.Response:
         f"csms_commit_batches_total{node} {committer.batches}",
         "# TYPE csms_connected_charge_points gauge",
         f"csms_connected_charge_points{node} {len(request.app[SESSIONS])}",
+        "# TYPE csms_reservation_expiry_checks_total counter",
+        f"csms_reservation_expiry_checks_total{node} {request.app[RESERVATION_TIMER].checks}",
+        "# HELP csms_reservation_expiry_runs_total times this node expired a charge point's due reservations",
+        "# TYPE csms_reservation_expiry_runs_total counter",
+        f"csms_reservation_expiry_runs_total{node} {request.app[RESERVATION_TIMER].runs}",
         *security_lines(request.app, node_name),
         "# HELP csms_security_events_critical_total critical security events (Security Whitepaper) by type",
         "# TYPE csms_security_events_critical_total counter",

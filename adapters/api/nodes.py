@@ -6,7 +6,7 @@ from aiohttp import web
 
 from adapters.api.responses import json_response
 from adapters.api.routing import Route
-from adapters.service.startup import NODE_REGISTRY
+from adapters.service.startup import NODE_REGISTRY, READ_MODELS
 
 
 async def list_nodes(request: web.Request) -> web.Response:
@@ -14,6 +14,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     nodes = await registry.nodes()
     return json_response({
         "thisNode": registry.node,
+        "projectionsLeader": request.app[READ_MODELS].leading,
         "nodes": [
             {
                 "name": node.name,
@@ -22,6 +23,8 @@ async def list_nodes(request: web.Request) -> web.Response:
                 "healthy": node.healthy,
                 "chargePointCount": len(node.charge_point_ids),
                 "chargePointIds": node.charge_point_ids,
+                "projectionsLeader": (request.app[READ_MODELS].leading if node.name == registry.node
+                                      else node.projections_leader),
             }
             for node in nodes
         ],
@@ -35,7 +38,8 @@ ROUTES = [
             "Several `csms serve` on one PostgreSQL database are one central system; each holds the charge points "
             "connected to it under a lease it renews every few seconds. A node is healthy while it renews; one "
             "that stopped (killed, cut off) is listed unhealthy until its charge points' leases run out and they "
-            "connect elsewhere. On SQLite the one node is this process."
+            "connect elsewhere. One node at a time, the projections' leader, applies events to the read models; "
+            "the others answer reads from them too. On SQLite the one node is this process."
         ),
         replies={200: "Nodes"},
     ),

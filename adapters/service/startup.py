@@ -28,7 +28,7 @@ from adapters.service.local_list_sync import LocalListSync
 from adapters.service.node_bus import NodeBus
 from adapters.service.node_registry import ClusterRegistry, LocalRegistry, NodeRegistry
 from adapters.service.passwords import PendingKeys
-from adapters.service.reservation_timer import ReservationTimer
+from adapters.service.reservation_timer import REQUESTED, Place, ReservationTimer
 from adapters.service.security_profiles import SecurityProfiles
 from adapters.service.sessions import Sessions
 from adapters.service.settings import Clock, Settings
@@ -41,6 +41,7 @@ from domain.certificate_facts import CertificateSigning
 from domain.idtags import REGISTRY_ID, IdTagRegistry
 from domain.tariffs import TARIFF_BOOK_ID, TariffBook
 from projections import billing, reservations, status
+from projections.leadership import Leadership, LockLeadership
 from projections.runner import ReadModels
 
 STORE_URL = web.AppKey("store_url", str)
@@ -101,7 +102,10 @@ async def group_commit(app: web.Application) -> AsyncIterator[None]:
 async def read_models(app: web.Application) -> AsyncIterator[None]:
     # Caught up before anything else starts: they tell who is registered, who
     # is charging and who was left online, without scanning the history.
-    models = app[READ_MODELS] = await asyncio.to_thread(ReadModels, app[STORE])
+    config = app[STORE].config
+    leadership = (LockLeadership(config.postgres_conninfo, app[SETTINGS].node_name)
+                  if config.kind == "postgresql" and config.postgres_conninfo else Leadership())
+    models = app[READ_MODELS] = await asyncio.to_thread(ReadModels, app[STORE], leadership)
     await asyncio.to_thread(models.catch_up)
     yield
     # After every connection's Disconnected is committed: a stopped node's
@@ -118,7 +122,7 @@ async def authorization(app: web.Application) -> AsyncIterator[None]:
     app[COMMITTER].add_hold(authorizer.active, HELD_EVENTS)
     # Another node's change to the id tags reaches us through the read models,
     # which follow every node's events.
-    app[READ_MODELS].watch(REGISTRY_ID, id_tags.follow)
+    app[READ_MODELS].watch(REGISTRY_ID, id_tags.follow, event_topics(IdTagRegistry))
     yield
 
 
@@ -126,7 +130,7 @@ async def tariffs(app: web.Application) -> AsyncIterator[None]:
     book = app[TARIFFS] = SharedAggregate(app[STORE], app[COMMITTER], TARIFF_BOOK_ID,
                                           lambda: TariffBook(id=TARIFF_BOOK_ID))
     await book.load()
-    app[READ_MODELS].watch(TARIFF_BOOK_ID, book.follow)
+    app[READ_MODELS].watch(TARIFF_BOOK_ID, book.follow, event_topics(TariffBook))
     yield
 
 
@@ -195,6 +199,8 @@ async def charge_points(app: web.Application) -> AsyncIterator[None]:
 async def following_the_store(app: web.Application) -> AsyncIterator[None]:
     """From now on the read models follow the store in their own thread."""
     models, committer = app[READ_MODELS], app[COMMITTER]
+    # Leader or not before the timers start: they run some work on the leader only.
+    await asyncio.to_thread(models.leadership.check)
     models.start(asyncio.get_running_loop())
     committer.add_recorded_listener(models.offer)
     committer.add_listener(models.wake)
@@ -202,8 +208,34 @@ async def following_the_store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def reservation_timer(app: web.Application) -> AsyncIterator[None]:
-    timer = app[RESERVATION_TIMER] = ReservationTimer(app[CHARGE_POINTS], app[CLOCK])
-    await timer.start(await asyncio.to_thread(reservations.charge_points_holding_open, app[READ_MODELS]))
+    models, registry = app[READ_MODELS], app[NODE_REGISTRY]
+
+    async def where(charge_point_id: str) -> Place:
+        """The node holding the charge point expires its reservations; the leader those of one connected nowhere."""
+        holder = await registry.holder(charge_point_id)
+        if holder is not None and holder.node == registry.node:
+            return Place.HERE
+        if not models.leading:
+            return Place.ELSEWHERE
+        if holder is None:
+            return Place.HERE
+        still_open = await asyncio.to_thread(reservations.charge_points_holding_open, models, charge_point_id)
+        return Place.LATER if still_open else Place.ELSEWHERE
+
+    async def holding_open() -> list[str]:
+        return await asyncio.to_thread(reservations.charge_points_holding_open, models)
+
+    timer = app[RESERVATION_TIMER] = ReservationTimer(app[CHARGE_POINTS], app[CLOCK], where,
+                                                      retry_elsewhere=app[SETTINGS].node_lease)
+    await timer.start(await holding_open())
     app[COMMITTER].add_listener(timer.observe)
+    # Another node's reservations: this node may come to hold the charge point, or to lead.
+    models.watch_topic(REQUESTED, timer.observe_one)
+    models.when_leading(lambda: timer.check_later(holding_open))
     yield
     timer.stop()
+
+
+def event_topics(aggregate: type) -> list[str]:
+    """The topics of an aggregate's events (its nested event classes)."""
+    return [value.TOPIC for value in vars(aggregate).values() if isinstance(value, type) and hasattr(value, "TOPIC")]

@@ -28,11 +28,13 @@ from adapters.store.file_store import (
 from adapters.store.group_commit import AggregateHandle, Command, CommitListener, GroupCommitter
 from adapters.store.hash_chain import stored_events_of, verify
 from adapters.store.listen import Message, NodeChannel
-from adapters.store.node_tables import Claim, Holder, NodeRow, NodeTables
+from adapters.store.node_tables import LEADER_CONNECTION, LEADER_LOCK, Claim, Holder, NodeRow, NodeTables
 from adapters.store.side_tables import SideTables
 
 __all__ = [
     "DEFAULT_STORE",
+    "LEADER_CONNECTION",
+    "LEADER_LOCK",
     "SNAPSHOT_INTERVAL",
     "AggregateHandle",
     "BadFileName",

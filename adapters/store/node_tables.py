@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
+# The session-level advisory lock the projections' leader holds (projections/leadership.py), on a connection
+# named "csms leader NODE": GET /api/nodes tells the leader from pg_locks.
+LEADER_LOCK = int.from_bytes(b"RmLeader", "big")
+LEADER_CONNECTION = "csms leader {node}"
+
 NODE_TABLES = (
     "CREATE TABLE IF NOT EXISTS csms_nodes (node_name TEXT PRIMARY KEY,"
     " started_at TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL)",
@@ -54,6 +59,7 @@ class NodeRow:
     renewed_at: datetime
     healthy: bool
     charge_point_ids: list[str]
+    projections_leader: bool = False
 
 
 class NodeTables:
@@ -185,12 +191,16 @@ class NodeTables:
             "SELECT n.node_name, n.started_at, n.renewed_at,"
             " n.renewed_at > now() - %(lease)s * interval '1 second',"
             " coalesce(array_agg(c.charge_point_id ORDER BY c.charge_point_id)"
-            " FILTER (WHERE c.lease_expires_at > now()), '{}')"
+            " FILTER (WHERE c.lease_expires_at > now()), '{}'),"
+            " EXISTS (SELECT 1 FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+            "  WHERE l.locktype = 'advisory' AND l.granted AND l.database = a.datid"
+            "  AND l.classid::bigint = %(key)s >> 32 AND l.objid::bigint = %(key)s & 4294967295 AND l.objsubid = 1"
+            "  AND a.application_name = left(replace(%(leader)s, '{node}', n.node_name), 63))"
             " FROM csms_nodes AS n LEFT JOIN csms_connections AS c ON c.node_name = n.node_name"
             " GROUP BY n.node_name, n.started_at, n.renewed_at ORDER BY n.node_name",
-            self._params(),
+            self._params(key=LEADER_LOCK, leader=LEADER_CONNECTION),
         )
-        return [NodeRow(row[0], row[1], row[2], bool(row[3]), list(row[4])) for row in rows]
+        return [NodeRow(row[0], row[1], row[2], bool(row[3]), list(row[4]), bool(row[5])) for row in rows]
 
     async def forget_nodes(self, silent_for: float) -> None:
         """Nodes silent for that long (seconds) are gone for good: no longer listed."""

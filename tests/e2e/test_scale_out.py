@@ -279,8 +279,9 @@ async def test_a_node_whose_registry_connections_are_cut_reconnects_and_keeps_se
         async with ChargePointClient(ws_base(a), "SO-CUT") as cp:
             await cp.call("Heartbeat", {})
             await eventually(lambda: held_by(b, "node-a", "SO-CUT"), "node B sees node A hold it")
+            a_leads = (await nodes_of(b))["node-a"]["projectionsLeader"]
             cut = await asyncio.to_thread(terminate_connections, postgres_url, "csms % node-a")
-            assert cut == 3  # its leases, its messages, its LISTEN
+            assert cut == 3 + a_leads  # its leases, its messages, its LISTEN (and its lead of the read models)
             renewed_before = (await nodes_of(b))["node-a"]["lastRenewal"]
 
             async def forwarded() -> bool:
