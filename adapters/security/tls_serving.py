@@ -91,7 +91,7 @@ async def _serve(app: web.Application, listeners: list[Listener], stats: Handsha
             if listener.context is not None:
                 count_failed_handshakes(listener.context, stats)
             await web.TCPSite(runner, listener.host, listener.port, ssl_context=listener.context,
-                              backlog=backlog).start()
+                              backlog=backlog, reuse_port=reuse_port or None).start()
         names = ", ".join(sorted(str(site.name) for site in runner.sites))
         print_line(f"======== Running on {names} ========\n(Press CTRL+C to quit)")
         await asyncio.Event().wait()

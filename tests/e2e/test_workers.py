@@ -20,8 +20,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from adapters.store import EventStore
+from tests.certificates import issue
 from tests.conftest import ROOT, drop_postgres_database, make_postgres_database
 from tests.e2e.test_scale_out import answer_next, eventually, nodes_of
+from tests.e2e.test_security_transport import Pki, handshake_serial, until
 from tests.ocpp_client import ChargePointClient, Operator, ws_base
 
 CHARGE_POINTS = 24  # spread by the kernel's hash of each connection: all on one worker is a 1 in 2**23 chance
@@ -36,6 +38,11 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(name)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
@@ -147,6 +154,25 @@ async def test_a_worker_that_dies_stops_the_others_and_the_server_exits_non_zero
         await client.close()
     for charge_point_id in sorted(held[survivor]):  # stopped cleanly, not killed
         assert stored_event_types(postgres_url, charge_point_id)[-1] == "Disconnected", charge_point_id
+
+
+async def test_tls_workers_share_the_port_and_each_reloads_its_certificate_on_sighup(
+        start_workers, tmp_path, pki: Pki):
+    first = issue(pki.server_ca, "localhost", kind="ec", server=True, dns_names=("localhost",))
+    certificate, key = first.write(tmp_path, "live")
+    server = start_workers("--tls-cert", certificate, "--tls-key", key)
+    assert any("Running on (each of 2 workers) https://" in line for line in server.output)
+    async with Operator(f"https://127.0.0.1:{server.port}", tls=pki.client()) as operator:
+        assert len((await operator.get("/api/nodes"))["nodes"]) == 2
+    second = issue(pki.server_ca, "localhost", kind="ec", server=True, dns_names=("localhost",))
+    second.write(tmp_path, "live")
+    server.process.send_signal(signal.SIGHUP)
+
+    async def serials() -> set[int]:  # each handshake is a new connection, given to either worker
+        return {await handshake_serial(server.port, pki.client()) for _ in range(16)}
+
+    await until(serials, lambda seen: seen == {second.certificate.serial_number})
+    assert server.process.poll() is None  # reloaded, not stopped
 
 
 @pytest.mark.parametrize("store", ["sqlite", "memory"])
