@@ -15,13 +15,14 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
 from adapters.store import EventStore
 from tests.certificates import issue
-from tests.conftest import ROOT, drop_postgres_database, make_postgres_database
+from tests.conftest import ROOT
+from tests.e2e import test_scale_out as scale_out
 from tests.e2e.test_scale_out import answer_next, eventually, nodes_of
 from tests.e2e.test_security_transport import Pki, handshake_serial, until
 from tests.ocpp_client import ChargePointClient, Operator, ws_base
@@ -31,13 +32,7 @@ LEASE = "3"
 BOOT = {"chargePointVendor": "Amp", "chargePointModel": "Workers"}
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url, name = make_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(name)
+postgres_url = scale_out.postgres_url  # a fresh PostgreSQL database, dropped afterwards (a fixture)
 
 
 @pytest.fixture(scope="module")
