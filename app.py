@@ -9,7 +9,8 @@ import os
 import secrets
 import ssl
 import sys
-from typing import AsyncIterator, Sequence
+from dataclasses import replace
+from typing import AsyncIterator, Callable, Sequence
 
 import orjson
 from aiohttp import web
@@ -24,6 +25,7 @@ from adapters.security.tls_serving import HANDSHAKES, Listener
 from adapters.security.tls_serving import serve as serve_tls
 from adapters.service.settings import PublicUrlError, Settings, default_node_name, public_url, utc_now
 from adapters.service.startup import add_central_system
+from adapters.service.worker_pool import supervise
 from adapters.store import DEFAULT_STORE, EventStore, StoreUrlError, parse_store_url, state_at, stored_events_of, verify
 from domain.timestamps import parse_ocpp_time
 from projections.runner import ReadModels
@@ -101,6 +103,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="PEM certificate of that key, sent in SignedUpdateFirmware")
     serve.add_argument("--node-name", default=os.environ.get("CSMS_NODE_NAME"), metavar="NAME",
                        help="this node's name among several on one PostgreSQL database (default host:port:pid)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="processes sharing the port (SO_REUSEPORT), each a node; above 1 needs PostgreSQL "
+                            "(default %(default)s)")
     serve.add_argument("--log-level", default=os.environ.get("CSMS_LOG_LEVEL", "INFO"))
     serve.add_argument("--tls-cert", action="append", default=[], metavar="FILE",
                        help="TLS server certificate (PEM, chain after it); twice for an RSA and an ECDSA one")
@@ -139,6 +144,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        store_kind = parse_store_url(args.store).kind
+    except StoreUrlError as failure:
+        print(f"csms: {failure}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("csms: --workers is a number of processes, at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and store_kind != "postgresql":
+        print(f"csms: --workers {args.workers} needs a PostgreSQL store (--store postgresql://...): "
+              f"the {store_kind} store has one writer and no registry to make processes one central system, "
+              "so it runs as one process (leave --workers out)", file=sys.stderr)
+        return 2
     token = args.api_token
     if not token:
         token = secrets.token_urlsafe(32)
@@ -197,6 +215,21 @@ def serve(args: argparse.Namespace) -> int:
         node_name=args.node_name or default_node_name(args.port),
         node_lease=node_lease,  # how long a node's hold on its charge points lasts unrenewed
     )
+    if args.workers == 1:
+        return run_server(args, settings, token, tls_context, tls_files, lambda text: print(text, flush=True))
+
+    def run_worker(index: int, ready: Callable[[str], None]) -> int:
+        name = f"{args.node_name}:w{index}" if args.node_name else default_node_name(args.port)
+        return run_server(args, replace(settings, node_name=name), token, tls_context, tls_files, ready,
+                          reuse_port=True)
+
+    return supervise(args.workers, run_worker, lambda text: print(text, flush=True),
+                     reload_on_hangup=tls_context is not None)
+
+
+def run_server(args: argparse.Namespace, settings: Settings, token: str, tls_context: ssl.SSLContext | None,
+               tls_files: TlsFiles | None, announce: Callable[[str], None], reuse_port: bool = False) -> int:
+    """One process serving until SIGINT or SIGTERM; ``announce`` gets the 'Running on' line once it listens."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional on odd platforms
@@ -204,11 +237,6 @@ def serve(args: argparse.Namespace) -> int:
     # The group-commit thread wakes from each fsync needing the GIL back; with
     # the default 5 ms switch interval it waits behind the event loop.
     sys.setswitchinterval(0.001)
-    try:
-        parse_store_url(args.store)
-    except StoreUrlError as failure:
-        print(f"csms: {failure}", file=sys.stderr)
-        return 2
     try:
         app = build_app(args.store, settings, token)
     except SigningSetupError as failure:
@@ -221,12 +249,11 @@ def serve(args: argparse.Namespace) -> int:
         if args.tls_port is not None:
             listeners.append(Listener(args.host, args.tls_port, tls_context))
         serve_tls(app, listeners, stats, lambda: reload_certificates(tls_context, tls_files, stats),
-                  lambda text: print(text, flush=True), loop, backlog=4096, shutdown_timeout=10)
+                  announce, loop, backlog=4096, shutdown_timeout=10, reuse_port=reuse_port)
         return 0
-    web.run_app(app, host=args.host, port=args.port, print=lambda text: print(text, flush=True),
-                loop=loop, access_log=None,
+    web.run_app(app, host=args.host, port=args.port, print=announce, loop=loop, access_log=None,
                 # A boot storm of thousands of charge points overflows the default 128.
-                backlog=4096, shutdown_timeout=10)
+                backlog=4096, shutdown_timeout=10, reuse_port=reuse_port or None)
     return 0
 
 

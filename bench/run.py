@@ -35,6 +35,7 @@ from bench.server import (
     Api,
     ServerProcess,
     Store,
+    child_pids,
     cpu_seconds,
     free_port,
     make_store,
@@ -43,7 +44,7 @@ from bench.server import (
 )
 
 now = time.monotonic
-SCENARIOS = ("throughput", "latency", "scale")
+SCENARIOS = ("throughput", "latency", "scale", "scale-out")
 PREFIX = "BENCH-"
 PROBE_ID = "BENCH-PROBE"
 
@@ -147,8 +148,8 @@ class Workers:
 
 
 def auto_workers(opts: argparse.Namespace, n: int) -> int:
-    if opts.workers != "auto":
-        return max(1, int(opts.workers))
+    if opts.load_workers != "auto":
+        return max(1, int(opts.load_workers))
     return max(1, min(4, math.ceil(n / 5000)))
 
 
@@ -215,6 +216,7 @@ class System:
     kind: str
     log_dir: Path
     heartbeat_interval: int = 300
+    server_workers: int = 1  # csms serve --workers
     store: Store | None = None
     server: ServerProcess | None = None
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -222,11 +224,13 @@ class System:
     async def up(self, n: int, probe: bool = False) -> None:
         self.store = make_store(self.kind, self.opts.tmpdir, self.opts.postgres_admin)
         log = self.log_dir / f"server-{self.kind}-{int(time.time() * 1000)}.log"
+        extra = ["--workers", str(self.server_workers)] if self.server_workers != 1 else []
         self.server = ServerProcess(self.store, free_port(), self.token, self.heartbeat_interval, log,
-                                    root=self.opts.server_root)
+                                    extra=extra, root=self.opts.server_root)
         began = now()
         await self.server.start()
-        say(f"csms serve pid {self.server.pid} on {self.kind} ready in {now() - began:.1f} s "
+        workers = f" with {self.server_workers} workers" if self.server_workers != 1 else ""
+        say(f"csms serve pid {self.server.pid}{workers} on {self.kind} ready in {now() - began:.1f} s "
             f"(nofile {nofile_limit(self.server.pid)}; log {log})")
         began = now()
         async with Api(self.server.http, self.token) as api:
@@ -330,15 +334,16 @@ async def teardown(workers: Workers | None, system: System) -> None:
 
 
 async def run_load_scenario(opts: argparse.Namespace, kind: str, log_dir: Path, name: str, n: int, mode: str,
-                            rate: float, probe: bool, profile: str | None) -> dict[str, Any]:
-    system = System(opts, kind, log_dir)
+                            rate: float, probe: bool, profile: str | None, server_workers: int = 1) -> dict[str, Any]:
+    system = System(opts, kind, log_dir, server_workers=server_workers)
     workers: Workers | None = None
     result: dict[str, Any] = {"scenario": name, "store": kind, "cps": n, "mode": mode,
-                              "offered_rate": rate if mode == "open" else None}
+                              "offered_rate": rate if mode == "open" else None, "server_workers": server_workers}
     try:
         await system.up(n, probe=probe)
         assert system.server is not None and system.store is not None
         result["store_url"] = system.store.url  # dropped or removed at the end
+        result["server_processes"] = 1 + len(child_pids(system.server.pid))  # with --workers N: the parent and N
         await asyncio.sleep(0.5)
         rss_before = system.server.rss_kib()
         workers = await Workers.start(system.server.ws, n, auto_workers(opts, n), opts)
@@ -398,7 +403,8 @@ async def run_load_scenario(opts: argparse.Namespace, kind: str, log_dir: Path, 
             "client_cpu_pct": 100 * cpu["client"] / window_s,
             "generator_lag_p99_ms": ms(lag.percentile(99)) if mode == "open" else None,
             "unfinished": sum(r["unfinished"] for r in replies),
-            **commit_figures(health_start, health_end, calls, window_s),
+            # With several workers each GET /health reaches one of them: its commit counters are not the server's.
+            **(commit_figures(health_start, health_end, calls, window_s) if server_workers == 1 else {}),
             "per_action": per_action,
         })
         say(f"{name}/{kind}: {result['calls_per_s']:.0f} calls/s, p50 {fmt(result['p50_ms'])} ms, "
@@ -447,9 +453,10 @@ async def idle_probe(system: System, opts: argparse.Namespace) -> dict[str, Any]
 
 async def run_scale(opts: argparse.Namespace, kind: str, log_dir: Path) -> dict[str, Any]:
     n = opts.cps or 10_000
-    system = System(opts, kind, log_dir, heartbeat_interval=opts.heartbeat_interval)
+    system = System(opts, kind, log_dir, heartbeat_interval=opts.heartbeat_interval, server_workers=opts.workers)
     workers: Workers | None = None
-    result: dict[str, Any] = {"scenario": "scale", "store": kind, "cps": n, "mode": "hold", "offered_rate": None}
+    result: dict[str, Any] = {"scenario": "scale", "store": kind, "cps": n, "mode": "hold", "offered_rate": None,
+                              "server_workers": opts.workers}
     try:
         await system.up(n)
         assert system.server is not None and system.store is not None
@@ -586,7 +593,7 @@ def fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-NUMERIC_SKIP = {"cps", "offered_rate"}
+NUMERIC_SKIP = {"cps", "offered_rate", "server_workers", "server_processes"}
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -636,6 +643,8 @@ def markdown(results: list[dict[str, Any]], opts: argparse.Namespace) -> str:
             load = f"open {fmt(r.get('offered_rate'), 0)}/s"
         else:
             load = "closed"
+        if r.get("server_workers", 1) != 1 or r["scenario"] == "scale-out":
+            load += f", {r.get('server_workers', 1)} worker{'s' if r.get('server_workers', 1) != 1 else ''}"
         lines.append(
             f"| {r['scenario']} | {r['store']} | {fmt(r['cps'])} | {load} | {fmt(r.get('calls_per_s'), 0)} "
             f"| {fmt(r.get('p50_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} | {fmt(r.get('p999_ms'), 2)} "
@@ -645,7 +654,7 @@ def markdown(results: list[dict[str, Any]], opts: argparse.Namespace) -> str:
         )
     notes = []
     for r in results:
-        tag = f"{r['scenario']}/{r['store']}"
+        tag = f"{r['scenario']}/{r['store']}" + (f"/{r['server_workers']}w" if r.get("server_workers", 1) != 1 else "")
         if r["scenario"] in ("throughput", "latency") and r.get("per_action"):
             parts = ", ".join(f"{a} p50 {fmt(v['p50_ms'], 2)} / p99 {fmt(v['p99_ms'], 2)} ms"
                               for a, v in r["per_action"].items() if v["n"])
@@ -680,9 +689,22 @@ def markdown(results: list[dict[str, Any]], opts: argparse.Namespace) -> str:
                          f"{fmt(r.get('connect_retries') or 0)} connection attempts retried")
         if r.get("error_kinds"):
             notes.append(f"- {tag}: errors {r['error_kinds']}")
+    notes.extend(scale_out_notes(results))
     header = (f"AmpLedger benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
               f"window {opts.duration:g} s after {opts.warmup:g} s warm-up; medians of {opts.repeat} run(s)")
     return "\n".join([header, "", *lines, "", *notes])
+
+
+def scale_out_notes(results: list[dict[str, Any]]) -> list[str]:
+    """scale-out: what the second worker bought, side by side in the same run."""
+    by_workers = {r["server_workers"]: r for r in results if r["scenario"] == "scale-out"}
+    one, two = by_workers.get(1), by_workers.get(2)
+    if one is None or two is None or not one.get("calls_per_s") or two.get("calls_per_s") is None:
+        return []
+    ratio = two["calls_per_s"] / one["calls_per_s"]
+    return [f"- scale-out/{one['store']}: 2 workers {fmt(two['calls_per_s'], 0)} calls/s = {ratio:.2f}x one worker's "
+            f"{fmt(one['calls_per_s'], 0)} (server CPU {fmt(two.get('server_cpu_pct'), 0)} % against "
+            f"{fmt(one.get('server_cpu_pct'), 0)} %)"]
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -694,7 +716,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--standard", action="store_true",
                    help="run the standard set: throughput on sqlite and postgresql, latency and scale on sqlite")
     p.add_argument("--scenario", action="append", choices=[*SCENARIOS, "cpu"],
-                   help="run this scenario (repeatable); cpu is reported by throughput")
+                   help="run this scenario (repeatable); cpu is reported by throughput; scale-out is throughput "
+                        "with 1 and then 2 server workers on postgresql, side by side")
     p.add_argument("--store", choices=["sqlite", "postgresql", "both"],
                    help="store for every chosen scenario (default: throughput on both, the others on sqlite)")
     p.add_argument("--duration", type=float, default=20.0, help="measured window, seconds")
@@ -706,7 +729,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help="open loop: total calls/s")
     p.add_argument("--mix", default=DEFAULT_MIX, help="weighted actions, e.g. MeterValues=60,Heartbeat=30,...")
     p.add_argument("--meter-samples", type=int, default=10, help="sampled values per MeterValues")
-    p.add_argument("--workers", default="auto", help="load-generator processes (auto: one per 5000 CPs, at most 4)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="the server's processes (csms serve --workers N; above 1 needs --store postgresql); "
+                        "scale-out runs 1 and 2 whatever this says")
+    p.add_argument("--load-workers", default="auto",
+                   help="load-generator processes (auto: one per 5000 CPs, at most 4)")
     p.add_argument("--hold", type=float, default=300.0, help="scale: seconds to hold every connection")
     p.add_argument("--heartbeat-interval", type=int, default=60,
                    help="scale: the server's --heartbeat-interval, which the charge points follow")
@@ -747,31 +774,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
-def plan(opts: argparse.Namespace) -> list[tuple[str, str]]:
-    chosen = list(SCENARIOS) if opts.standard else []
+def plan(opts: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(scenario, store, server workers) in the order they run."""
+    chosen = [name for name in SCENARIOS if name != "scale-out"] if opts.standard else []
     for name in opts.scenario or []:
         name = "throughput" if name == "cpu" else name
         if name not in chosen:
             chosen.append(name)
-    runs: list[tuple[str, str]] = []
+    runs: list[tuple[str, str, int]] = []
     for name in chosen:
+        if name == "scale-out":  # several workers are one central system on PostgreSQL only
+            runs.extend((name, "postgresql", workers) for workers in (1, 2))
+            continue
         if opts.store == "both":
             kinds = ["sqlite", "postgresql"]
         elif opts.store:
             kinds = [opts.store]
         else:
             kinds = ["sqlite", "postgresql"] if name == "throughput" else ["sqlite"]
-        runs.extend((name, kind) for kind in kinds)
+        runs.extend((name, kind, opts.workers) for kind in kinds)
     return runs
 
 
-async def run_one(opts: argparse.Namespace, name: str, kind: str, log_dir: Path, profile: str | None) -> dict[str, Any]:
-    if name == "throughput":
-        return await run_load_scenario(opts, kind, log_dir, "throughput", opts.cps or 100, opts.mode or "closed",
-                                       opts.rate, probe=False, profile=profile)
+async def run_one(opts: argparse.Namespace, name: str, kind: str, server_workers: int, log_dir: Path,
+                  profile: str | None) -> dict[str, Any]:
+    if name in ("throughput", "scale-out"):
+        return await run_load_scenario(opts, kind, log_dir, name, opts.cps or 100, opts.mode or "closed",
+                                       opts.rate, probe=False, profile=profile, server_workers=server_workers)
     if name == "latency":
         return await run_load_scenario(opts, kind, log_dir, "latency", opts.cps or 1000, opts.mode or "open",
-                                       opts.rate, probe=True, profile=profile)
+                                       opts.rate, probe=True, profile=profile, server_workers=server_workers)
     return await run_scale(opts, kind, log_dir)
 
 
@@ -781,12 +813,13 @@ async def amain(opts: argparse.Namespace) -> int:
     say(f"open files limit {soft}/{hard}; server logs in {log_dir}")
     results = []
     profile = opts.py_spy
-    for name, kind in plan(opts):
+    for name, kind, server_workers in plan(opts):
         runs = []
         for attempt in range(opts.repeat):
-            say(f"=== {name} on {kind}, run {attempt + 1}/{opts.repeat}")
+            say(f"=== {name} on {kind}{f' with {server_workers} workers' if server_workers != 1 else ''}, "
+                f"run {attempt + 1}/{opts.repeat}")
             profiled = profile if name in ("throughput", "latency") else None
-            runs.append(await run_one(opts, name, kind, log_dir, profiled))
+            runs.append(await run_one(opts, name, kind, server_workers, log_dir, profiled))
             if profiled:
                 profile = None  # profile once
         results.append(median_of(runs))

@@ -1,9 +1,10 @@
 """The system under test: a fresh store and a `csms serve` process we own.
 
 The server is ``python -m app serve`` run from the repository root with the
-shipped durability settings; only the port, store, token and heartbeat
-interval are chosen here. It is started with its soft RLIMIT_NOFILE raised to
-the hard limit (``preexec_fn``), so 10,000 connections fit.
+shipped durability settings; only the port, store, token, heartbeat
+interval and (``--workers N``) its number of processes are chosen here. It
+is started with its soft RLIMIT_NOFILE raised to the hard limit
+(``preexec_fn``), so 10,000 connections fit.
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = text[text.rindex(")") + 2:].split()  # the command name may contain spaces
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the workers of `csms serve --workers N`)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:  # field 4 of proc(5): the parent
+            found.append(int(entry))
+    return found
 
 
 def nofile_limit(pid: int) -> str | None:
@@ -225,10 +242,14 @@ class ServerProcess:
             await asyncio.gather(self._drain, return_exceptions=True)
 
     def rss_kib(self) -> int | None:
-        return rss_kib(self.pid)
+        """The server's RSS, its workers' included (with --workers N, the parent serves nothing)."""
+        own = rss_kib(self.pid)
+        return None if own is None else own + sum(rss_kib(child) or 0 for child in child_pids(self.pid))
 
     def cpu_seconds(self) -> float | None:
-        return cpu_seconds(self.pid)
+        """The server's CPU seconds, its workers' included."""
+        own = cpu_seconds(self.pid)
+        return None if own is None else own + sum(cpu_seconds(child) or 0.0 for child in child_pids(self.pid))
 
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None

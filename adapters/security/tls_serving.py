@@ -56,11 +56,14 @@ class Listener:
 
 def serve(app: web.Application, listeners: list[Listener], stats: HandshakeStats, on_hangup: Callable[[], None],
           print_line: Callable[[str], Any], loop: asyncio.AbstractEventLoop | None, backlog: int,
-          shutdown_timeout: float) -> None:
-    """Runs ``app`` on its listeners until SIGINT or SIGTERM (as aiohttp's run_app does for one)."""
+          shutdown_timeout: float, reuse_port: bool = False) -> None:
+    """Runs ``app`` on its listeners until SIGINT or SIGTERM (as aiohttp's run_app does for one).
+
+    ``reuse_port``: the listeners are bound with SO_REUSEPORT, shared with the other workers of ``--workers``.
+    """
     loop = loop or asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, listeners, stats, print_line, backlog, shutdown_timeout))
+    main = loop.create_task(_serve(app, listeners, stats, print_line, backlog, shutdown_timeout, reuse_port))
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, main.cancel)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
@@ -80,7 +83,7 @@ def serve(app: web.Application, listeners: list[Listener], stats: HandshakeStats
 
 
 async def _serve(app: web.Application, listeners: list[Listener], stats: HandshakeStats,
-                 print_line: Callable[[str], Any], backlog: int, shutdown_timeout: float) -> None:
+                 print_line: Callable[[str], Any], backlog: int, shutdown_timeout: float, reuse_port: bool) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
@@ -88,7 +91,7 @@ async def _serve(app: web.Application, listeners: list[Listener], stats: Handsha
             if listener.context is not None:
                 count_failed_handshakes(listener.context, stats)
             await web.TCPSite(runner, listener.host, listener.port, ssl_context=listener.context,
-                              backlog=backlog).start()
+                              backlog=backlog, reuse_port=reuse_port or None).start()
         names = ", ".join(sorted(str(site.name) for site in runner.sites))
         print_line(f"======== Running on {names} ========\n(Press CTRL+C to quit)")
         await asyncio.Event().wait()

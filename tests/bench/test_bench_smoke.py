@@ -41,11 +41,18 @@ def run(*args: str) -> str:
 
 
 def run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    results, table = run_bench_results(tmp_path, *args)
+    (result,) = results
+    return result, table
+
+
+def run_bench_results(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
     figures = tmp_path / "figures.json"
     table = run("bench.run", *args, "--tmpdir", str(tmp_path), "--json", str(figures))
-    (result,) = json.loads(figures.read_text())
-    assert_store_removed(result["store_url"])
-    return result, table
+    results = json.loads(figures.read_text())
+    for result in results:
+        assert_store_removed(result["store_url"])
+    return results, table
 
 
 def assert_store_removed(url: str) -> None:
@@ -82,6 +89,21 @@ def test_throughput_scenario(tmp_path: Path, kind: str) -> None:
     assert f"| throughput | {kind} | 4 | closed |" in table
     if kind == "postgresql":
         assert result["db_cpu_ms_per_call"] is not None
+
+
+def test_scale_out_scenario_runs_one_and_two_server_workers_on_postgresql(tmp_path: Path) -> None:
+    postgres_admin_connection().close()  # skips outside CI when PostgreSQL is away
+    results, table = run_bench_results(
+        tmp_path, "--scenario", "scale-out", "--cps", "6", "--warmup", "0.5", "--duration", "1", "--grace", "5",
+        "--postgres-admin", POSTGRES_ADMIN,
+    )
+    assert [(r["scenario"], r["store"], r["server_workers"], r["server_processes"]) for r in results] == [
+        ("scale-out", "postgresql", 1, 1), ("scale-out", "postgresql", 2, 3)]  # 2 workers and their parent
+    for result in results:
+        assert_answered_without_errors(result, 6)
+    assert "| scale-out | postgresql | 6 | closed, 1 worker |" in table
+    assert "| scale-out | postgresql | 6 | closed, 2 workers |" in table
+    assert "- scale-out/postgresql: 2 workers " in table and "x one worker's" in table
 
 
 def test_latency_scenario_with_idle_probe(tmp_path: Path) -> None:
