@@ -10,7 +10,7 @@ from aiohttp import web
 
 from adapters.api.commands import CALL_ERRORS, send_checked
 from adapters.api.freshness import fresh_read_models
-from adapters.api.parameters import read_json_object, registered_id
+from adapters.api.parameters import list_filters, read_json_object, registered_id
 from adapters.api.responses import ApiError, json_response
 from adapters.api.routing import Query, Route
 from adapters.service.startup import CERTIFICATE_SIGNER
@@ -20,12 +20,7 @@ CENTRAL_SYSTEM_ROOT = "CentralSystemRootCertificate"
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    status = request.query.get("status")
-    if status is not None and status not in STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
-    charge_point_id = request.query.get("chargePointId")
-    if charge_point_id is not None:
-        await registered_id(request, charge_point_id)
+    status, charge_point_id = await list_filters(request, STATUSES)
     read_models = await fresh_read_models(request)
     found = await asyncio.to_thread(find_requests, read_models, status, charge_point_id)
     return json_response({"certificateRequests": found})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 from aiohttp import web
@@ -116,6 +116,17 @@ def required_int(request: web.Request, name: str, minimum: int = 0) -> int:
 
 def path_int(request: web.Request, name: str) -> int:
     return _integer(name, request.match_info[name])
+
+
+async def list_filters(request: web.Request, statuses: Iterable[str]) -> tuple[str | None, str | None]:
+    """A list route's ``status`` (one of ``statuses``, else 400) and ``chargePointId`` (registered, else 404)."""
+    status = request.query.get("status")
+    if status is not None and status not in statuses:
+        raise ApiError(400, f"status must be one of {', '.join(statuses)}")
+    charge_point_id = request.query.get("chargePointId")
+    if charge_point_id is not None:
+        await registered_id(request, charge_point_id)
+    return status, charge_point_id
 
 
 def text_parameter(request: web.Request, name: str) -> str | None:

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from adapters.api.commands import CALL_ERRORS, send_checked, validate_command
 from adapters.api.freshness import fresh_read_models
-from adapters.api.parameters import path_int, read_json_object, registered_id
-from adapters.api.responses import ApiError, json_response
+from adapters.api.parameters import list_filters, path_int, read_json_object, registered_id
+from adapters.api.responses import json_response
 from adapters.api.routing import Query, Route
 from adapters.service.startup import CHARGE_POINTS, COMMANDS
 from domain.reservation_book import STATUSES
@@ -18,12 +18,7 @@ from projections.reservations import find_reservations
 
 
 async def list_reservations(request: web.Request) -> web.Response:
-    status = request.query.get("status")
-    if status is not None and status not in STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
-    charge_point_id = request.query.get("chargePointId")
-    if charge_point_id is not None:
-        await registered_id(request, charge_point_id)
+    status, charge_point_id = await list_filters(request, STATUSES)
     read_models = await fresh_read_models(request)
     found = await asyncio.to_thread(find_reservations, read_models, charge_point_id, status)
     return json_response({"reservations": found})

@@ -9,27 +9,12 @@ start of an id is never dropped unseen: it flags the row.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
-
-from adapters.store import EventStore
 from domain.timestamps import parse_ocpp_time
 from projections import billing
 from projections.database import ReadModelDatabase, Sql
-from projections.runner import TABLES
 from projections.unmatched_stops import find_unmatched_stops
-
-
-@pytest.fixture
-def read_models(store_url: str) -> Iterator[ReadModelDatabase]:
-    store = EventStore(store_url)
-    db = ReadModelDatabase(store.config, TABLES)
-    try:
-        yield db
-    finally:
-        db.close()
-        store.close()
 
 
 def applied(db: ReadModelDatabase, *changes: Any) -> None:

@@ -5,29 +5,14 @@ the longest strings the schema allows, filters, counts and each charge point's l
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
-
-from adapters.store import EventStore
 from domain.security_events import SecurityEventObserved, SecurityEventReported
 from projections import security_events
 from projections.database import ReadModelDatabase, Sql
-from projections.runner import TABLES
 
 AT = datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
 TECH_INFO = "\u00e9'\"\\%_" * 42 + "xyz"  # 255 characters, quotes, backslash and LIKE wildcards
-
-
-@pytest.fixture
-def read_models(store_url: str) -> Iterator[ReadModelDatabase]:
-    store = EventStore(store_url)
-    db = ReadModelDatabase(store.config, TABLES)
-    try:
-        yield db
-    finally:
-        db.close()
-        store.close()
 
 
 def applied(db: ReadModelDatabase, *events: Any) -> None:
